@@ -1,0 +1,19 @@
+//! # vae-tensor
+//!
+//! Layers with hand-written forward **and** backward passes, on `f32` ndarray tensors in
+//! NCHW layout (`[batch, channels, height, width]`; dense layers take `[batch, features]`).
+//! No autodiff: every backward pass is written out and proven by a finite-difference check
+//! ([`gradcheck`]).
+//!
+//! The [`Layer`] contract: `forward` in [`Mode::Train`] caches what `backward` needs;
+//! `backward` takes dL/dy, returns dL/dx and **adds** into each [`Param::grad`]; parameters
+//! are visited by dotted name through [`Layer::visit_params`], which drives optimizers,
+//! checkpoints and gradient norms.
+#![doc(test(attr(deny(warnings))))]
+
+pub mod error;
+pub mod gradcheck;
+pub mod layer;
+
+pub use error::{Result, TensorError};
+pub use layer::{clip_grad_norm, grad_norm, num_params, zero_grad, Layer, Mode, Param};

@@ -175,7 +175,7 @@ pub fn check_layer(
 
     // Snapshot the analytic parameter gradients, then perturb each parameter by name.
     let mut grads: Vec<(String, ArrayD<f32>)> = Vec::new();
-    layer.visit_params("", &mut |name, p| grads.push((name.to_string(), p.grad.clone())));
+    Layer::visit_params(layer, "", &mut |name, p| grads.push((name.to_string(), p.grad.clone())));
     for (name, g) in grads {
         let coords = pick(g.len(), cfg.max_coords, rng);
         let check = compare(
@@ -184,7 +184,7 @@ pub fn check_layer(
             &coords,
             |i| {
                 let set = |layer: &mut dyn Layer, delta: f32| {
-                    layer.visit_params("", &mut |n, p| {
+                    Layer::visit_params(layer, "", &mut |n, p| {
                         if n == name {
                             *p.value.iter_mut().nth(i).expect("coordinate in range") += delta;
                         }

@@ -70,6 +70,20 @@ pub trait Layer: Send {
     fn describe(&self) -> String;
 }
 
+/// Anything that owns named parameters: every [`Layer`], and models made of several layers
+/// (a VAE's encoder, heads and decoder). Optimizers, checkpoints and the helpers below work
+/// on this trait, so they serve a single layer and a whole model alike.
+pub trait Parameterized {
+    /// Visits every parameter with its dotted name, prefixed by `prefix` (`""` at the top).
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param));
+}
+
+impl<L: Layer + ?Sized> Parameterized for L {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        Layer::visit_params(self, prefix, f)
+    }
+}
+
 /// Joins a prefix and a name with a dot (`"enc" + "weight"` = `"enc.weight"`).
 pub fn join_name(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -80,21 +94,21 @@ pub fn join_name(prefix: &str, name: &str) -> String {
 }
 
 /// Sets every parameter gradient of `layer` to zero.
-pub fn zero_grad(layer: &mut dyn Layer) {
-    layer.visit_params("", &mut |_, p| p.grad.fill(0.0));
+pub fn zero_grad<P: Parameterized + ?Sized>(layer: &mut P) {
+    Parameterized::visit_params(layer, "", &mut |_, p| p.grad.fill(0.0));
 }
 
 /// Total number of trainable scalars in `layer`.
-pub fn num_params(layer: &mut dyn Layer) -> usize {
+pub fn num_params<P: Parameterized + ?Sized>(layer: &mut P) -> usize {
     let mut n = 0;
-    layer.visit_params("", &mut |_, p| n += p.len());
+    Parameterized::visit_params(layer, "", &mut |_, p| n += p.len());
     n
 }
 
 /// The global L2 norm of all parameter gradients (accumulated in f64).
-pub fn grad_norm(layer: &mut dyn Layer) -> f64 {
+pub fn grad_norm<P: Parameterized + ?Sized>(layer: &mut P) -> f64 {
     let mut s = 0.0f64;
-    layer.visit_params("", &mut |_, p| {
+    Parameterized::visit_params(layer, "", &mut |_, p| {
         s += p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()
     });
     s.sqrt()
@@ -102,7 +116,7 @@ pub fn grad_norm(layer: &mut dyn Layer) -> f64 {
 
 /// Scales all gradients so that their global L2 norm is at most `max_norm`; returns the
 /// norm before clipping. A non-finite norm is an error and leaves the gradients unchanged.
-pub fn clip_grad_norm(layer: &mut dyn Layer, max_norm: f64) -> Result<f64> {
+pub fn clip_grad_norm<P: Parameterized + ?Sized>(layer: &mut P, max_norm: f64) -> Result<f64> {
     let norm = grad_norm(layer);
     if !norm.is_finite() {
         return Err(TensorError::NonFinite {
@@ -112,7 +126,7 @@ pub fn clip_grad_norm(layer: &mut dyn Layer, max_norm: f64) -> Result<f64> {
     }
     if norm > max_norm && norm > 0.0 {
         let scale = (max_norm / norm) as f32;
-        layer.visit_params("", &mut |_, p| p.grad.mapv_inplace(|g| g * scale));
+        Parameterized::visit_params(layer, "", &mut |_, p| p.grad.mapv_inplace(|g| g * scale));
     }
     Ok(norm)
 }

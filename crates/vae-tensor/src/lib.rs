@@ -13,7 +13,14 @@
 
 pub mod error;
 pub mod gradcheck;
+pub mod gemm;
+pub mod im2col;
+pub mod init;
 pub mod layer;
+pub mod layers;
+pub mod loss;
+pub mod optim;
+pub mod shape;
 
 pub use error::{Result, TensorError};
-pub use layer::{clip_grad_norm, grad_norm, num_params, zero_grad, Layer, Mode, Param};
+pub use layer::{clip_grad_norm, grad_norm, num_params, zero_grad, Layer, Mode, Param, Parameterized};

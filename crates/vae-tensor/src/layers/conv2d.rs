@@ -1,0 +1,1 @@
+//! TODO(conv2d): being written.

@@ -1,0 +1,1 @@
+//! TODO(reshape): being written.

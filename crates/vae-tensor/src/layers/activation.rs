@@ -16,6 +16,8 @@ macro_rules! elementwise_layer {
             slope: f32,
         }
 
+        $crate::no_params!($name);
+
         impl Layer for $name {
             fn forward(&mut self, mut x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
                 let $s = self.slope;

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, TensorError};
 use crate::init::Init;
-use crate::layer::{check_dy, join_name, take_cache, Layer, Mode, Param};
+use crate::layer::{check_dy, join_name, take_cache, Layer, Mode, Param, Parameterized};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, Axis, Ix1, Ix2};
 use rand::Rng;
@@ -93,6 +93,13 @@ impl Dense {
     }
 }
 
+impl Parameterized for Dense {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&join_name(prefix, "weight"), &mut self.weight);
+        f(&join_name(prefix, "bias"), &mut self.bias);
+    }
+}
+
 impl Layer for Dense {
     fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
         let shape = x.shape().to_vec();
@@ -161,11 +168,6 @@ impl Layer for Dense {
                 input,
             )),
         }
-    }
-
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        f(&join_name(prefix, "weight"), &mut self.weight);
-        f(&join_name(prefix, "bias"), &mut self.bias);
     }
 
     fn describe(&self) -> String {

@@ -66,6 +66,8 @@ fn per_sample_output(layer: &str, input: &[usize], shape: &[usize]) -> Result<Ve
     Ok(std::iter::once(n).chain(shape.iter().copied()).collect())
 }
 
+crate::no_params!(Flatten, Reshape);
+
 impl Layer for Flatten {
     fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
         let input = x.shape().to_vec();

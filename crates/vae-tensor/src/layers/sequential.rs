@@ -1,7 +1,7 @@
 //! `Sequential`: runs named layers forward in order and backward in reverse.
 
 use crate::error::{Result, TensorError};
-use crate::layer::{join_name, Layer, Mode, Param};
+use crate::layer::{join_name, Layer, Mode, Param, Parameterized};
 use ndarray::ArrayD;
 
 /// A chain of named layers. PyTorch: `nn.Sequential(OrderedDict(...))`.
@@ -102,6 +102,14 @@ fn in_child(name: &str, e: TensorError) -> TensorError {
     }
 }
 
+impl Parameterized for Sequential {
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        for (name, layer) in &mut self.layers {
+            layer.visit_params(&join_name(prefix, name), f);
+        }
+    }
+}
+
 impl Layer for Sequential {
     fn forward(&mut self, mut x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
         for (name, layer) in &mut self.layers {
@@ -123,12 +131,6 @@ impl Layer for Sequential {
             shape = layer.output_shape(&shape).map_err(|e| in_child(name, e))?;
         }
         Ok(shape)
-    }
-
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (name, layer) in &mut self.layers {
-            layer.visit_params(&join_name(prefix, name), f);
-        }
     }
 
     fn describe(&self) -> String {

@@ -175,7 +175,9 @@ pub fn check_layer(
 
     // Snapshot the analytic parameter gradients, then perturb each parameter by name.
     let mut grads: Vec<(String, ArrayD<f32>)> = Vec::new();
-    Layer::visit_params(layer, "", &mut |name, p| grads.push((name.to_string(), p.grad.clone())));
+    Layer::visit_params(layer, "", &mut |name, p| {
+        grads.push((name.to_string(), p.grad.clone()))
+    });
     for (name, g) in grads {
         let coords = pick(g.len(), cfg.max_coords, rng);
         let check = compare(

@@ -121,7 +121,7 @@ fn compare(
             worst.worst_excess = excess;
             worst.worst_pair = (a, n);
         }
-        if !(excess <= cfg.atol) {
+        if excess.is_nan() || excess > cfg.atol {
             worst.passed = false;
         }
     }

@@ -184,7 +184,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// (input [c, h, w], kernel [kh, kw], stride, pad, dilation)
-    const CASES: &[([usize; 3], [usize; 2], usize, usize, usize)] = &[
+    type Case = ([usize; 3], [usize; 2], usize, usize, usize);
+    const CASES: &[Case] = &[
         ([1, 5, 5], [3, 3], 1, 0, 1),
         ([2, 7, 5], [3, 3], 2, 1, 1),
         ([3, 9, 11], [3, 2], 1, 2, 2),
@@ -194,7 +195,7 @@ mod tests {
         ([1, 13, 7], [2, 3], 3, 2, 3),
     ];
 
-    fn geom(c: &([usize; 3], [usize; 2], usize, usize, usize)) -> Conv2dGeom {
+    fn geom(c: &Case) -> Conv2dGeom {
         let ([ci, h, w], k, stride, pad, dilation) = *c;
         Conv2dGeom::new(
             "t",

@@ -112,6 +112,12 @@ impl Conv2dGeom {
         };
         let [k_h, k_w] = kernel;
         validate_hyper(layer, c_in, c_out, kernel, hyper)?;
+        if h_in == 0 || w_in == 0 {
+            return Err(TensorError::config(
+                layer,
+                format!("input spatial size must be > 0, got {h_in}x{w_in}"),
+            ));
+        }
         let h_out = conv_out_len(layer, "height", h_in, k_h, hyper)?;
         let w_out = conv_out_len(layer, "width", w_in, k_w, hyper)?;
         let g = Conv2dGeom {

@@ -6,7 +6,7 @@ use crate::layer::zero_grad;
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rand_distr::Uniform;
+use rand_distr::{Distribution, Uniform};
 
 pub(crate) fn uniform(shape: &[usize], rng: &mut StdRng) -> ArrayD<f32> {
     let u = Uniform::new(-1.0f32, 1.0).expect("valid range");

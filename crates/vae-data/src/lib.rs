@@ -25,6 +25,7 @@
 
 pub mod bsds;
 pub mod error;
+pub mod idx;
 mod image_io;
 pub mod limits;
 pub mod location;

@@ -7,8 +7,7 @@ use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vae_data::idx::{
-    read_idx, read_idx_bytes, to_idx_bytes, to_idx_gz_bytes, write_idx, ElemType, IdxArray,
-    IdxData,
+    read_idx, read_idx_bytes, to_idx_bytes, to_idx_gz_bytes, write_idx, ElemType, IdxArray, IdxData,
 };
 use vae_data::Limits;
 
@@ -67,7 +66,9 @@ fn every_element_type_round_trips_raw_and_gz() {
 
 #[test]
 fn ndarray_conversions_round_trip_and_reject_other_types() {
-    let a = ArrayD::from_shape_fn(vec![2, 3, 4], |ix| (ix[0] * 100 + ix[1] * 10 + ix[2]) as i32);
+    let a = ArrayD::from_shape_fn(vec![2, 3, 4], |ix| {
+        (ix[0] * 100 + ix[1] * 10 + ix[2]) as i32
+    });
     let idx = IdxArray::from(a.clone());
     assert_eq!(idx.elem_type(), ElemType::I32);
     assert_eq!(idx.to_f32()[[1, 2, 3]], 123.0);
@@ -76,7 +77,9 @@ fn ndarray_conversions_round_trip_and_reject_other_types() {
     assert!(ArrayD::<u8>::try_from(back.clone()).is_err());
     assert_eq!(ArrayD::<i32>::try_from(back).unwrap(), a);
     // A transposed (non-standard layout) array is written in logical row-major order.
-    let t = ArrayD::from_shape_vec(vec![2, 2], vec![1u8, 2, 3, 4]).unwrap().reversed_axes();
+    let t = ArrayD::from_shape_vec(vec![2, 2], vec![1u8, 2, 3, 4])
+        .unwrap()
+        .reversed_axes();
     assert_eq!(IdxArray::from(t).data(), &IdxData::U8(vec![1, 3, 2, 4]));
 }
 

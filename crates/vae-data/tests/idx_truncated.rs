@@ -6,11 +6,17 @@ use vae_data::{BadFileKind, DataError, Limits};
 
 fn samples() -> Vec<IdxArray> {
     vec![
-        IdxArray::new(vec![3, 4, 5], IdxData::U8((0..60).map(|i| (i * 7) as u8).collect()))
-            .unwrap(),
+        IdxArray::new(
+            vec![3, 4, 5],
+            IdxData::U8((0..60).map(|i| (i * 7) as u8).collect()),
+        )
+        .unwrap(),
         IdxArray::new(vec![7], IdxData::I16((0..7).map(|i| i * -1000).collect())).unwrap(),
-        IdxArray::new(vec![2, 3], IdxData::F64(vec![0.5, -2.0, 1e-300, 3.0, 4.0, 5.0]))
-            .unwrap(),
+        IdxArray::new(
+            vec![2, 3],
+            IdxData::F64(vec![0.5, -2.0, 1e-300, 3.0, 4.0, 5.0]),
+        )
+        .unwrap(),
         IdxArray::new(vec![4, 2], IdxData::F32(vec![1.5; 8])).unwrap(),
     ]
 }
@@ -46,7 +52,9 @@ fn every_prefix_of_gz_idx_is_an_error() {
         assert_eq!(read_idx_bytes(&gz, &limits).unwrap(), a);
         // A lone 0x1f is neither gzip nor IDX (whose first byte is 0): bad magic.
         assert!(matches!(
-            read_idx_bytes(&gz[..1], &limits).unwrap_err().bad_file_kind(),
+            read_idx_bytes(&gz[..1], &limits)
+                .unwrap_err()
+                .bad_file_kind(),
             Some(BadFileKind::BadMagic { .. })
         ));
         for len in (0..gz.len()).filter(|&l| l != 1) {

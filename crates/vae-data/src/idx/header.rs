@@ -113,9 +113,7 @@ impl IdxHeader {
             .iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d))
             .ok_or_else(overflow)?;
-        let payload_bytes = count
-            .checked_mul(elem.size() as u64)
-            .ok_or_else(overflow)?;
+        let payload_bytes = count.checked_mul(elem.size() as u64).ok_or_else(overflow)?;
         let count = usize::try_from(count).map_err(|_| overflow())?;
         usize::try_from(payload_bytes).map_err(|_| overflow())?;
         let dims = dims.iter().map(|&d| d as usize).collect();

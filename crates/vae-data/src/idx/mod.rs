@@ -252,10 +252,7 @@ impl<T: IdxElement> TryFrom<IdxArray> for ArrayD<T> {
     fn try_from(a: IdxArray) -> Result<Self> {
         let have = a.elem_type();
         let v = T::unwrap(a.data).map_err(|_| {
-            DataError::arg(
-                "array",
-                format!("holds {have} elements, not {}", T::ELEM),
-            )
+            DataError::arg("array", format!("holds {have} elements, not {}", T::ELEM))
         })?;
         Ok(ArrayD::from_shape_vec(IxDyn(&a.dims), v).expect("IdxArray keeps len = Π dims"))
     }

@@ -23,7 +23,7 @@ const CHUNK: usize = 64 * 1024;
 /// An IDX file whose header has been read and checked against the input length; the
 /// payload is next.
 pub(crate) struct IdxStream<'a> {
-    reader: Box<dyn Read + 'a>,
+    reader: Source<'a>,
     path: PathBuf,
     gz: bool,
     header: IdxHeader,
@@ -39,10 +39,10 @@ impl IdxStream<'static> {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| DataError::io(path, e))?;
         let gz = n == 2 && magic == [0x1f, 0x8b];
-        let reader: Box<dyn Read> = if gz {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
+        let reader = if gz {
+            Source::Reader(Box::new(flate2::read::MultiGzDecoder::new(file)))
         } else {
-            Box::new(file)
+            Source::Reader(Box::new(file))
         };
         IdxStream::start(reader, input_len, path.to_path_buf(), gz)
     }
@@ -52,15 +52,15 @@ impl<'a> IdxStream<'a> {
     /// Same as [`IdxStream::open`] for bytes in memory (errors name `<memory>`).
     pub(crate) fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
         let gz = bytes.starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn Read + 'a> = if gz {
-            Box::new(flate2::bufread::MultiGzDecoder::new(bytes))
+        let reader = if gz {
+            Source::Reader(Box::new(flate2::bufread::MultiGzDecoder::new(bytes)))
         } else {
-            Box::new(bytes)
+            Source::Slice(bytes)
         };
         IdxStream::start(reader, bytes.len() as u64, PathBuf::from(MEMORY_PATH), gz)
     }
 
-    fn start(reader: Box<dyn Read + 'a>, input_len: u64, path: PathBuf, gz: bool) -> Result<Self> {
+    fn start(reader: Source<'a>, input_len: u64, path: PathBuf, gz: bool) -> Result<Self> {
         let mut s = IdxStream {
             reader,
             path,
@@ -108,7 +108,11 @@ impl<'a> IdxStream<'a> {
             let found = head[..n].to_vec();
             return Err(self.bad(Some(0), BadFileKind::BadMagic { found }));
         }
-        let elem = if n >= 3 { ElemType::from_code(head[2]) } else { None };
+        let elem = if n >= 3 {
+            ElemType::from_code(head[2])
+        } else {
+            None
+        };
         if n >= 3 && elem.is_none() {
             let code = head[2];
             return Err(self.bad(Some(2), BadFileKind::UnknownTypeCode { code }));
@@ -162,12 +166,20 @@ impl<'a> IdxStream<'a> {
     pub(crate) fn for_each_chunk(mut self, mut f: impl FnMut(&[u8])) -> Result<()> {
         let total = self.header.payload_bytes();
         let header_len = self.header.header_len();
+        if let Source::Slice(rest) = self.reader {
+            // Raw bytes in memory: the length was checked in `start`, so hand out the
+            // payload as it is, without a copy.
+            debug_assert_eq!(rest.len() as u64, total);
+            rest.chunks(CHUNK).for_each(f);
+            return Ok(());
+        }
         // Never larger than the payload, which was checked against the input length.
         let mut buf = vec![0u8; CHUNK.min(total as usize)];
         let mut done = 0u64;
         while done < total {
             let want = (total - done).min(buf.len() as u64) as usize;
-            let got = read_full(&mut self.reader, &mut buf[..want]).map_err(|e| self.read_err(e))?;
+            let got =
+                read_full(&mut self.reader, &mut buf[..want]).map_err(|e| self.read_err(e))?;
             if got < want {
                 let actual = header_len + done + got as u64;
                 let kind = BadFileKind::Truncated {
@@ -199,9 +211,12 @@ impl<'a> IdxStream<'a> {
     /// Decoder errors of a gzip stream are bad-file errors; anything else is I/O.
     fn read_err(&self, e: io::Error) -> DataError {
         match e.kind() {
-            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData if self.gz => {
-                self.bad(None, BadFileKind::BadGzip { reason: e.to_string() })
-            }
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData if self.gz => self.bad(
+                None,
+                BadFileKind::BadGzip {
+                    reason: e.to_string(),
+                },
+            ),
             io::ErrorKind::UnexpectedEof if self.gz => self.bad(
                 None,
                 BadFileKind::BadGzip {
@@ -209,6 +224,21 @@ impl<'a> IdxStream<'a> {
                 },
             ),
             _ => DataError::io(&self.path, e),
+        }
+    }
+}
+
+/// Where the bytes come from: a slice in memory (read in place) or any reader.
+enum Source<'a> {
+    Slice(&'a [u8]),
+    Reader(Box<dyn Read + 'a>),
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Slice(s) => s.read(buf),
+            Source::Reader(r) => r.read(buf),
         }
     }
 }
@@ -292,7 +322,7 @@ fn decode_array(s: IdxStream<'_>, limits: &Limits) -> Result<IdxArray> {
     let elem = s.header().elem_type();
     s.check_alloc(limits, elem.size() as u64)?;
     let n = s.header().count();
-    let dims = s.header().dims().to_vec();
+    let dims = s.header().dims().to_vec(); // O(rank), freed on return
     let data = match elem {
         ElemType::U8 => {
             let mut v = Vec::with_capacity(n);

@@ -29,6 +29,7 @@ pub mod idx;
 mod image_io;
 pub mod limits;
 pub mod location;
+pub mod mnist;
 
 pub use error::{BadFileKind, DataError, Result};
 pub use limits::Limits;

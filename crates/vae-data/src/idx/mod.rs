@@ -38,8 +38,8 @@ mod read;
 mod write;
 
 pub use header::{ElemType, IdxHeader};
+pub(crate) use read::IdxStream;
 pub use read::{read_idx, read_idx_bytes, read_idx_header, read_idx_with};
-pub(crate) use read::{IdxStream, MEMORY_PATH};
 pub use write::{to_idx_bytes, to_idx_gz_bytes, write_idx, write_idx_to};
 
 use ndarray::{ArrayD, IxDyn};

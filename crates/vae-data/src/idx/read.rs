@@ -155,9 +155,7 @@ impl<'a> IdxStream<'a> {
 
     /// Checks that decoding into elements of `out_elem_bytes` bytes each fits `limits`.
     pub(crate) fn check_alloc(&self, limits: &Limits, out_elem_bytes: u64) -> Result<()> {
-        let requested = (self.header.count() as u64)
-            .checked_mul(out_elem_bytes)
-            .unwrap_or(u64::MAX);
+        let requested = (self.header.count() as u64).saturating_mul(out_elem_bytes);
         limits.check(&self.path, requested)
     }
 

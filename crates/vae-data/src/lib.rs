@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod batch;
 pub mod bsds;
 pub mod error;
 pub mod idx;
@@ -30,6 +31,8 @@ mod image_io;
 pub mod limits;
 pub mod location;
 pub mod mnist;
+pub mod split;
+pub mod transform;
 
 pub use error::{BadFileKind, DataError, Result};
 pub use limits::Limits;

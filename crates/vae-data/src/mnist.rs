@@ -79,6 +79,24 @@ impl Mnist {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+
+    /// The items at `indices` (copied, in that order), e.g. from
+    /// [`train_val_split`](crate::split::train_val_split).
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] if an index is out of range.
+    pub fn subset(&self, indices: &[usize]) -> Result<Mnist> {
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(DataError::arg(
+                "indices",
+                format!("index {i} out of range for {} items", self.len()),
+            ));
+        }
+        Ok(Mnist {
+            images: self.images.select(ndarray::Axis(0), indices),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        })
+    }
 }
 
 /// The file names accepted for one split's images or labels, in the order they are tried.

@@ -37,20 +37,20 @@ pub enum LastBatch {
 
 /// One mini-batch, copied out of the data set.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
+pub struct Batch<L = u8> {
     /// `[b, c, h, w]`.
     pub images: Array4<f32>,
     /// `b` labels, or empty when the data set has none.
-    pub labels: Vec<u8>,
+    pub labels: Vec<L>,
     /// Index in the data set of each item.
     pub indices: Vec<usize>,
 }
 
 /// Iterator over the batches of one epoch; see [`batches`] and [`shuffled_batches`].
 #[derive(Debug, Clone)]
-pub struct Batches<'a> {
+pub struct Batches<'a, L = u8> {
     images: ArrayView4<'a, f32>,
-    labels: &'a [u8],
+    labels: &'a [L],
     order: Vec<usize>,
     batch_size: usize,
     pos: usize,
@@ -77,16 +77,17 @@ pub fn epoch_order(n: usize, rng: &mut impl Rng) -> Vec<usize> {
 
 /// Batches in data-set order.
 ///
-/// `labels` must have one label per image, or be empty for unlabelled data.
+/// `labels` (any `Copy` type: `u8` for MNIST, `usize` for image folders) must have one
+/// label per image, or be empty for unlabelled data.
 ///
 /// # Errors
 /// [`DataError::InvalidArgument`] if `batch_size` is 0 or `labels` has the wrong length.
-pub fn batches<'a>(
+pub fn batches<'a, L: Copy>(
     images: ArrayView4<'a, f32>,
-    labels: &'a [u8],
+    labels: &'a [L],
     batch_size: usize,
     last: LastBatch,
-) -> Result<Batches<'a>> {
+) -> Result<Batches<'a, L>> {
     let order = (0..images.shape()[0]).collect();
     Batches::new(images, labels, order, batch_size, last)
 }
@@ -95,18 +96,18 @@ pub fn batches<'a>(
 ///
 /// # Errors
 /// As [`batches`].
-pub fn shuffled_batches<'a>(
+pub fn shuffled_batches<'a, L: Copy>(
     images: ArrayView4<'a, f32>,
-    labels: &'a [u8],
+    labels: &'a [L],
     batch_size: usize,
     last: LastBatch,
     rng: &mut impl Rng,
-) -> Result<Batches<'a>> {
+) -> Result<Batches<'a, L>> {
     let order = epoch_order(images.shape()[0], rng);
     Batches::new(images, labels, order, batch_size, last)
 }
 
-impl<'a> Batches<'a> {
+impl<'a, L: Copy> Batches<'a, L> {
     /// Batches visiting the items of `order` (indices into `images`) in that order.
     ///
     /// # Errors
@@ -114,7 +115,7 @@ impl<'a> Batches<'a> {
     /// one per image, or an index in `order` is out of range.
     pub fn new(
         images: ArrayView4<'a, f32>,
-        labels: &'a [u8],
+        labels: &'a [L],
         order: Vec<usize>,
         batch_size: usize,
         last: LastBatch,
@@ -155,10 +156,10 @@ impl<'a> Batches<'a> {
     }
 }
 
-impl Iterator for Batches<'_> {
-    type Item = Batch;
+impl<L: Copy> Iterator for Batches<'_, L> {
+    type Item = Batch<L>;
 
-    fn next(&mut self) -> Option<Batch> {
+    fn next(&mut self) -> Option<Batch<L>> {
         if self.pos >= self.end {
             return None;
         }
@@ -184,7 +185,7 @@ impl Iterator for Batches<'_> {
     }
 }
 
-impl ExactSizeIterator for Batches<'_> {}
+impl<L: Copy> ExactSizeIterator for Batches<'_, L> {}
 
 #[cfg(test)]
 mod tests {
@@ -260,7 +261,7 @@ mod tests {
         assert!(batches(x.view(), &y[..3], 2, LastBatch::Keep).is_err());
         assert!(Batches::new(x.view(), &y, vec![0, 4], 2, LastBatch::Keep).is_err());
         // Unlabelled data.
-        let b = batches(x.view(), &[], 4, LastBatch::Keep)
+        let b = batches(x.view(), &[] as &[u8], 4, LastBatch::Keep)
             .unwrap()
             .next()
             .unwrap();

@@ -19,7 +19,16 @@ pub(crate) fn open_image(path: &Path, limits: &Limits) -> Result<DynamicImage> {
     l.max_alloc = Some(limits.max_alloc);
     reader.limits(l);
     reader.decode().map_err(|e| match e {
-        image::ImageError::IoError(source) => DataError::io(path, source),
+        // A file that ends early reaches the decoder as an I/O error, but it is a bad
+        // file, not a failing disk: report it as a decode error.
+        image::ImageError::IoError(source)
+            if !matches!(
+                source.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            DataError::io(path, source)
+        }
         image::ImageError::Limits(_) => DataError::LimitExceeded {
             path: path.to_path_buf(),
             requested: limits.max_alloc.saturating_add(1),
@@ -32,7 +41,6 @@ pub(crate) fn open_image(path: &Path, limits: &Limits) -> Result<DynamicImage> {
     })
 }
 
-#[allow(dead_code)] // used by the image-folder loader (next commit)
 /// `[1, h, w]` grayscale in `[0, 1]` (8-bit luma / 255, 16-bit luma / 65535).
 pub(crate) fn to_gray_chw(img: &DynamicImage) -> Array3<f32> {
     let (w, h) = (img.width() as usize, img.height() as usize);

@@ -26,6 +26,7 @@
 pub mod batch;
 pub mod bsds;
 pub mod error;
+pub mod folder;
 pub mod idx;
 mod image_io;
 pub mod limits;

@@ -198,6 +198,15 @@ fn vendored_sample_matches_its_readme() {
         class_counts(&test.labels),
         [206, 221, 203, 221, 181, 161, 216, 217, 191, 183]
     );
+    // A labelled subset of 10 per class, for semi-supervised use.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let idx = vae_data::split::labelled_subset(&train.labels, 10, 10, &mut rng).unwrap();
+    let sub = train.subset(&idx).unwrap();
+    assert_eq!(class_counts(&sub.labels), vec![10; 10]);
+    assert_eq!(
+        sub.images.index_axis(ndarray::Axis(0), 3),
+        train.images.index_axis(ndarray::Axis(0), idx[3])
+    );
     // Real digits: mostly background, some full ink.
     let mean = train.images.mean().unwrap();
     assert!((0.1..0.15).contains(&mean), "{mean}");

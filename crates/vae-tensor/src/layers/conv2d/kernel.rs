@@ -22,7 +22,7 @@
 //! thread count, so results are bit-identical for any number of threads.
 
 use crate::gemm::{sgemm, MatMut, MatRef};
-use crate::im2col::{col2im, im2col};
+use crate::im2col::{col2im, im2col, Im2colIndex};
 use crate::shape::Conv2dGeom;
 use rayon::prelude::*;
 
@@ -74,12 +74,47 @@ pub struct GroupBuf {
     dw: Vec<f32>,
     /// This group's bias gradient.
     db: Vec<f32>,
+    /// Padded-plane scratch for [`Im2colIndex`].
+    padded: Vec<f32>,
+}
+
+/// im2col through the table or the row copies, whichever suits the geometry.
+#[inline]
+fn im2col_any(
+    g: &Conv2dGeom,
+    ix: Option<&Im2colIndex>,
+    x: &[f32],
+    col: &mut [f32],
+    ld: usize,
+    padded: &mut Vec<f32>,
+) {
+    match ix {
+        Some(ix) => ix.im2col(g, x, col, ld, padded),
+        None => im2col(g, x, col, ld),
+    }
+}
+
+/// col2im through the table or the row copies, whichever suits the geometry.
+#[inline]
+fn col2im_any(
+    g: &Conv2dGeom,
+    ix: Option<&Im2colIndex>,
+    col: &[f32],
+    ld: usize,
+    x: &mut [f32],
+    padded: &mut Vec<f32>,
+) {
+    match ix {
+        Some(ix) => ix.col2im(g, col, ld, x, padded),
+        None => col2im(g, col, ld, x),
+    }
 }
 
 /// Scratch for the kernels in this module: one [`GroupBuf`] per group.
 #[derive(Debug, Default, Clone)]
 pub struct ConvScratch {
     groups: Vec<GroupBuf>,
+    index: Im2colIndex,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {
@@ -91,7 +126,16 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 impl ConvScratch {
     /// Makes sure there is one buffer set per group, each large enough for `g` and `plan`.
     /// `y_rows` is the channel count of the gathered `Y` matrices, `db_len` the bias length.
-    fn prepare(&mut self, g: &Conv2dGeom, plan: &Plan, grads: Option<usize>) -> &mut [GroupBuf] {
+    fn prepare(
+        &mut self,
+        g: &Conv2dGeom,
+        plan: &Plan,
+        grads: Option<usize>,
+    ) -> (&mut [GroupBuf], Option<&Im2colIndex>) {
+        let use_index = Im2colIndex::preferred_for(g);
+        if use_index {
+            self.index.prepare(g);
+        }
         if self.groups.len() < plan.groups {
             self.groups.resize_with(plan.groups, GroupBuf::default);
         }
@@ -108,7 +152,10 @@ impl ConvScratch {
                 b.db.resize(db_len, 0.0);
             }
         }
-        &mut self.groups[..plan.groups]
+        (
+            &mut self.groups[..plan.groups],
+            use_index.then_some(&self.index),
+        )
     }
 }
 
@@ -175,11 +222,20 @@ fn add_bias(imgs: &mut [f32], bias: &[f32], plane: usize) {
     }
 }
 
-/// Adds the per-channel sums of `imgs` (`[.., c, plane]`) into `db`.
+/// Adds the per-channel sums of `imgs` (`[.., c, plane]`) into `db` (f64 sums in 8 lanes, so
+/// the additions do not form one long dependency chain).
 fn sum_bias(imgs: &[f32], db: &mut [f32], plane: usize) {
     let c = db.len();
     for (ch, v) in imgs.chunks(plane).enumerate() {
-        db[ch % c] += v.iter().map(|&e| e as f64).sum::<f64>() as f32;
+        let mut acc = [0.0f64; 8];
+        let mut it = v.chunks_exact(8);
+        for chunk in &mut it {
+            for (a, &e) in acc.iter_mut().zip(chunk) {
+                *a += e as f64;
+            }
+        }
+        let rest: f64 = it.remainder().iter().map(|&e| e as f64).sum();
+        db[ch % c] += (acc.iter().sum::<f64>() + rest) as f32;
     }
 }
 
@@ -211,7 +267,7 @@ pub fn conv_forward(
         return;
     }
     let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, None);
+    let (bufs, ix) = scratch.prepare(g, &plan, None);
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
@@ -222,7 +278,7 @@ pub fn conv_forward(
             let cols = nbb * p;
             for b in 0..nbb {
                 let xi = &xg[(b0 + b) * in_img..(b0 + b + 1) * in_img];
-                im2col(g, xi, &mut buf.col[b * p..], cols);
+                im2col_any(g, ix, xi, &mut buf.col[b * p..], cols, &mut buf.padded);
             }
             let col = MatRef::row_major(&buf.col, k, cols, cols);
             let yb = &mut yg[b0 * out_img..(b0 + nbb) * out_img];
@@ -262,7 +318,7 @@ pub fn conv_backward(
         return;
     }
     let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, Some(g.c_out));
+    let (bufs, ix) = scratch.prepare(g, &plan, Some(g.c_out));
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
@@ -274,7 +330,7 @@ pub fn conv_backward(
             let cols = nbb * p;
             let xb = &mut xg[b0 * in_img..(b0 + nbb) * in_img];
             for (b, xi) in xb.chunks(in_img).enumerate() {
-                im2col(g, xi, &mut buf.col[b * p..], cols);
+                im2col_any(g, ix, xi, &mut buf.col[b * p..], cols, &mut buf.padded);
             }
             let dyb = &dyg[b0 * out_img..(b0 + nbb) * out_img];
             if with_bias {
@@ -305,7 +361,7 @@ pub fn conv_backward(
             );
             xb.fill(0.0);
             for (b, xi) in xb.chunks_mut(in_img).enumerate() {
-                col2im(g, &buf.col[b * p..], cols, xi);
+                col2im_any(g, ix, &buf.col[b * p..], cols, xi, &mut buf.padded);
             }
         }
     });
@@ -329,7 +385,7 @@ pub fn conv_adjoint(
         return;
     }
     let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, None);
+    let (bufs, ix) = scratch.prepare(g, &plan, None);
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
@@ -355,7 +411,7 @@ pub fn conv_adjoint(
             let xb = &mut xg[b0 * in_img..(b0 + nbb) * in_img];
             xb.fill(0.0);
             for (b, xi) in xb.chunks_mut(in_img).enumerate() {
-                col2im(g, &buf.col[b * p..], cols, xi);
+                col2im_any(g, ix, &buf.col[b * p..], cols, xi, &mut buf.padded);
             }
             if let Some(bias) = bias {
                 add_bias(xb, bias, g.in_plane());
@@ -382,7 +438,7 @@ pub fn conv_adjoint_backward(
         return;
     }
     let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, Some(g.c_in));
+    let (bufs, ix) = scratch.prepare(g, &plan, Some(g.c_in));
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
@@ -394,7 +450,7 @@ pub fn conv_adjoint_backward(
             let cols = nbb * p;
             let dxb = &dxg[b0 * in_img..(b0 + nbb) * in_img];
             for (b, xi) in dxb.chunks(in_img).enumerate() {
-                im2col(g, xi, &mut buf.col[b * p..], cols);
+                im2col_any(g, ix, xi, &mut buf.col[b * p..], cols, &mut buf.padded);
             }
             if with_bias {
                 sum_bias(dxb, &mut buf.db, g.in_plane());

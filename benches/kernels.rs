@@ -12,8 +12,8 @@
 //!
 //! Threading policy (see docs/performance.md): rayon is the only thread pool. Layers run
 //! fixed groups of images in parallel with single-threaded gemms inside; the sgemm reference
-//! at 2 threads splits C into row bands over rayon (`gemm::sgemm_par`). matrixmultiply's own
-//! threads are switched off (`MATMUL_NUM_THREADS=1`) before the first gemm.
+//! at 2 threads splits C into row bands over rayon (`gemm::sgemm_par`). matrixmultiply is
+//! built without its `threading` feature, so each gemm call runs on the calling thread.
 //!
 //! Environment: `VAE_BENCH_QUICK=1` skips criterion and runs only the JSON pass;
 //! `VAE_BENCH_THREADS=1,2` picks the thread counts; `VAE_BENCH_FILTER=conv` keeps the kernels
@@ -436,7 +436,7 @@ fn write_json(records: &[Record]) -> std::io::Result<std::path::PathBuf> {
         "logical_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "flops_convention": "2 x multiply-adds from the layer formula (bias ignored); backward = dx + dW = 2 x forward",
         "sgemm_reference": "sgemm_1024 at the same thread count (gemm::sgemm_par over rayon); ratio_to_sgemm = median over rounds of (kernel GFLOP/s / sgemm_1024 GFLOP/s in the same round)",
-        "threading": "rayon pool of `threads` workers; matrixmultiply single-threaded (MATMUL_NUM_THREADS=1)",
+        "threading": "rayon pool of `threads` workers; matrixmultiply built without its threading feature (single-threaded gemm calls)",
         "timing": "round-robin over all kernels (one iteration each per round), >= 5 rounds and >= VAE_BENCH_SECS (default 20) s per thread count; median per kernel",
         "records": rows,
     });
@@ -454,11 +454,6 @@ fn write_json(records: &[Record]) -> std::io::Result<std::path::PathBuf> {
 }
 
 fn main() {
-    // One thread pool: rayon. matrixmultiply reads this once, at its first gemm, which has
-    // not happened yet (the process is still single-threaded here).
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", "1");
-    }
     let threads: Vec<usize> = std::env::var("VAE_BENCH_THREADS")
         .unwrap_or_else(|_| "1,2".into())
         .split(',')

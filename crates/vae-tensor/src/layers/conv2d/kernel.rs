@@ -27,8 +27,10 @@ use crate::shape::Conv2dGeom;
 use rayon::prelude::*;
 
 /// Aim for at least this many gemm columns per block (images are batched until `nb·P`
-/// reaches it).
-pub const TARGET_COLS: usize = 512;
+/// reaches it). Measured on the reference VAE's transposed convolutions (7×7 and 14×14
+/// maps): 128–256 columns beat 512, 1024 and 2048 (the `[K, nb·P]` block then stays in L2),
+/// see docs/performance.md.
+pub const TARGET_COLS: usize = 256;
 /// At most this many groups (parallel tasks, each with its own scratch buffers).
 pub const MAX_GROUPS: usize = 8;
 /// Below this many multiply-adds per forward pass everything runs on the calling thread

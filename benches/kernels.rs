@@ -18,7 +18,9 @@
 //! Environment: `VAE_BENCH_QUICK=1` skips criterion and runs only the JSON pass;
 //! `VAE_BENCH_THREADS=1,2` picks the thread counts; `VAE_BENCH_FILTER=conv` keeps the kernels
 //! whose name contains the text (plus the sgemm references); `VAE_BENCH_SECS=20` sets the
-//! JSON pass's duration per thread count.
+//! JSON pass's duration per thread count. `VAE_BENCH_FILTER=gemmprobe` / `im2colprobe`
+//! time the bare gemm shapes / the im2col and col2im passes the conv layers run (diagnostics
+//! used while tuning, see docs/performance.md).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ndarray::{ArrayD, IxDyn};
@@ -179,7 +181,7 @@ fn bwd_dummy<L: Layer>(layer: &mut L, y: ArrayD<f32>) {
 
 /// `reps` independent `[m, k]·[k, n]` products, single-threaded each, spread over rayon like
 /// the layers' image groups: the gemm shapes the conv layers issue, to see what the gemm
-/// alone reaches on them (only with `VAE_BENCH_FILTER=probe`).
+/// alone reaches on them (only with `VAE_BENCH_FILTER=gemmprobe`).
 fn probe_kernel(
     m: usize,
     k: usize,
@@ -221,8 +223,61 @@ fn probe_kernel(
     }
 }
 
+/// im2col (or col2im) of `n` images through the phase planes, for one conv geometry;
+/// "flops" here counts column entries so GFLOP/s reads as G entries/s.
+fn probe_im2col(
+    name: &str,
+    x_shape: [usize; 4],
+    c_out: usize,
+    hyper: vae_tensor::shape::ConvHyper,
+    adjoint: bool,
+    rng: &mut StdRng,
+) -> Kernel {
+    use vae_tensor::im2col::PhaseIm2col;
+    use vae_tensor::shape::Conv2dGeom;
+    let g = Conv2dGeom::new("probe", &x_shape, c_out, [3, 3], hyper).expect("geometry");
+    let ix = PhaseIm2col::new(&g);
+    let p_ext = ix.ext_plane(&g);
+    let mut x: Vec<f32> = (0..x_shape.iter().product::<usize>())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let mut col = vec![0.0f32; g.col_rows() * p_ext];
+    let mut padded = Vec::new();
+    Kernel {
+        name: format!("probe_{name}"),
+        shape: format!("{x_shape:?}"),
+        flops: (g.n * g.col_rows() * g.out_plane()) as u64,
+        run: Box::new(move || {
+            let t = Instant::now();
+            for xi in x.chunks_mut(g.in_image()) {
+                if adjoint {
+                    ix.col2im(&g, &col, p_ext, xi, &mut padded);
+                } else {
+                    ix.im2col(&g, xi, &mut col, p_ext, &mut padded);
+                }
+            }
+            t.elapsed()
+        }),
+    }
+}
+
 fn all_kernels(rng: &mut StdRng) -> Vec<Kernel> {
-    if std::env::var("VAE_BENCH_FILTER").is_ok_and(|f| f.contains("probe")) {
+    if std::env::var("VAE_BENCH_FILTER").is_ok_and(|f| f == "im2colprobe") {
+        use vae_tensor::shape::ConvHyper;
+        let s2 = ConvHyper {
+            stride: 2,
+            pad: 1,
+            dilation: 1,
+        };
+        return vec![
+            sgemm_kernel(1024, rng),
+            probe_im2col("im2col_32x28_s2", [128, 32, 28, 28], 64, s2, false, rng),
+            probe_im2col("col2im_32x28_s2", [128, 32, 28, 28], 64, s2, true, rng),
+            probe_im2col("im2col_64x14_s2", [128, 64, 14, 14], 64, s2, false, rng),
+            probe_im2col("col2im_64x14_s2", [128, 64, 14, 14], 64, s2, true, rng),
+        ];
+    }
+    if std::env::var("VAE_BENCH_FILTER").is_ok_and(|f| f.contains("gemmprobe")) {
         return vec![
             sgemm_kernel(256, rng),
             sgemm_kernel(512, rng),

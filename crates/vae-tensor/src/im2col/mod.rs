@@ -17,6 +17,9 @@
 
 use crate::shape::Conv2dGeom;
 
+pub mod phase;
+pub use phase::PhaseIm2col;
+
 /// Output positions `o` in `0..out_len` with `0 ≤ o·stride + koff − pad < in_len`, as a
 /// half-open range.
 #[inline]
@@ -124,193 +127,6 @@ pub fn col2im(g: &Conv2dGeom, col: &[f32], ld: usize, x: &mut [f32]) {
     }
 }
 
-/// A precomputed gather table for one geometry, for maps where the row copies of
-/// [`im2col`] and [`col2im`] are too short to be fast (stride 2, or rows narrower than
-/// [`ROW_COPY_MIN_WIDTH`]).
-///
-/// Each channel plane is first copied into a zero-bordered *padded plane* (nothing to copy
-/// when the padding is 0), so that every column entry, padding included, reads one element of
-/// it: for kernel tap `(ky, kx)` and output position `(oy, ox)` the table holds the offset of
-/// `(oy·s + ky·d, ox·s + kx·d)` in the padded plane. im2col is then one branch-free gather
-/// loop per im2col row and col2im one scatter-add loop, with no per-output-row bookkeeping.
-///
-/// Built once per geometry (`k_h·k_w·h_out·w_out` offsets) and reused for every image; the
-/// kernels keep it in their scratch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Im2colIndex {
-    /// The geometry the table was built for, with `n`, `c_in`, `c_out` zeroed (they do not
-    /// matter).
-    key: Option<Conv2dGeom>,
-    /// Padded plane height and width.
-    ph: usize,
-    pw: usize,
-    taps: Vec<usize>,
-}
-
-/// Below this output width with stride 1, or at any stride > 1, the kernels use
-/// [`Im2colIndex`]; otherwise the row-copy [`im2col`] / [`col2im`], whose inner loops are
-/// `memcpy`-sized.
-pub const ROW_COPY_MIN_WIDTH: usize = 16;
-
-impl Im2colIndex {
-    fn key(g: &Conv2dGeom) -> Conv2dGeom {
-        Conv2dGeom {
-            n: 0,
-            c_in: 0,
-            c_out: 0,
-            ..*g
-        }
-    }
-
-    /// The table for `g`.
-    pub fn new(g: &Conv2dGeom) -> Self {
-        let mut t = Im2colIndex::default();
-        t.prepare(g);
-        t
-    }
-
-    /// True when the kernels should use this table for `g` rather than the row copies.
-    pub fn preferred_for(g: &Conv2dGeom) -> bool {
-        g.stride > 1 || g.w_out < ROW_COPY_MIN_WIDTH
-    }
-
-    /// Rebuilds the table for `g` unless it already matches (reusing its allocation).
-    pub fn prepare(&mut self, g: &Conv2dGeom) {
-        let key = Self::key(g);
-        if self.key == Some(key) {
-            return;
-        }
-        let reach = |out: usize, k: usize| (out - 1) * g.stride + (k - 1) * g.dilation + 1;
-        self.ph = (g.h_in + 2 * g.pad).max(reach(g.h_out, g.k_h));
-        self.pw = (g.w_in + 2 * g.pad).max(reach(g.w_out, g.k_w));
-        self.taps.clear();
-        for ky in 0..g.k_h {
-            for kx in 0..g.k_w {
-                for oy in 0..g.h_out {
-                    for ox in 0..g.w_out {
-                        let py = oy * g.stride + ky * g.dilation;
-                        let px = ox * g.stride + kx * g.dilation;
-                        self.taps.push(py * self.pw + px);
-                    }
-                }
-            }
-        }
-        self.key = Some(key);
-    }
-
-    /// True when the padded plane is the plane itself (no padding, no overhang).
-    fn in_place(&self, g: &Conv2dGeom) -> bool {
-        self.ph == g.h_in && self.pw == g.w_in
-    }
-
-    /// Writes one channel plane into the zero-bordered padded plane.
-    fn pad_plane(&self, g: &Conv2dGeom, plane: &[f32], padded: &mut [f32]) {
-        padded.fill(0.0);
-        for (iy, src) in plane.chunks(g.w_in).enumerate() {
-            let start = (iy + g.pad) * self.pw + g.pad;
-            padded[start..start + g.w_in].copy_from_slice(src);
-        }
-    }
-
-    /// [`im2col`] through the table. `g` must match the geometry the table was built for
-    /// (up to `n`, `c_in`, `c_out`); `padded` is scratch, grown as needed.
-    ///
-    /// # Panics
-    /// When `g` does not match the table.
-    #[track_caller]
-    pub fn im2col(
-        &self,
-        g: &Conv2dGeom,
-        x: &[f32],
-        col: &mut [f32],
-        ld: usize,
-        padded: &mut Vec<f32>,
-    ) {
-        assert!(
-            self.key == Some(Self::key(g)),
-            "Im2colIndex used with another geometry"
-        );
-        let (p_out, taps) = (g.out_plane(), g.k_h * g.k_w);
-        debug_assert_eq!(x.len(), g.in_image());
-        let in_place = self.in_place(g);
-        if !in_place && padded.len() < self.ph * self.pw {
-            padded.resize(self.ph * self.pw, 0.0);
-        }
-        for ci in 0..g.c_in {
-            let plane = &x[ci * g.in_plane()..(ci + 1) * g.in_plane()];
-            let src: &[f32] = if in_place {
-                plane
-            } else {
-                let buf = &mut padded[..self.ph * self.pw];
-                self.pad_plane(g, plane, buf);
-                buf
-            };
-            for t in 0..taps {
-                let r = ci * taps + t;
-                let row = &mut col[r * ld..r * ld + p_out];
-                let idx = &self.taps[t * p_out..(t + 1) * p_out];
-                for (d, &i) in row.iter_mut().zip(idx) {
-                    *d = src[i];
-                }
-            }
-        }
-    }
-
-    /// [`col2im`] through the table (adds into `x`). `g` must match the table; `padded` is
-    /// scratch, grown as needed.
-    ///
-    /// # Panics
-    /// When `g` does not match the table.
-    #[track_caller]
-    pub fn col2im(
-        &self,
-        g: &Conv2dGeom,
-        col: &[f32],
-        ld: usize,
-        x: &mut [f32],
-        padded: &mut Vec<f32>,
-    ) {
-        assert!(
-            self.key == Some(Self::key(g)),
-            "Im2colIndex used with another geometry"
-        );
-        let (p_out, taps) = (g.out_plane(), g.k_h * g.k_w);
-        debug_assert_eq!(x.len(), g.in_image());
-        let in_plane = g.in_plane();
-        let in_place = self.in_place(g);
-        if !in_place && padded.len() < self.ph * self.pw {
-            padded.resize(self.ph * self.pw, 0.0);
-        }
-        for ci in 0..g.c_in {
-            let plane = &mut x[ci * in_plane..(ci + 1) * in_plane];
-            let dst: &mut [f32] = if in_place {
-                plane
-            } else {
-                let buf = &mut padded[..self.ph * self.pw];
-                buf.fill(0.0);
-                buf
-            };
-            for t in 0..taps {
-                let r = ci * taps + t;
-                let row = &col[r * ld..r * ld + p_out];
-                let idx = &self.taps[t * p_out..(t + 1) * p_out];
-                for (&v, &i) in row.iter().zip(idx) {
-                    dst[i] += v;
-                }
-            }
-            if !in_place {
-                let plane = &mut x[ci * in_plane..(ci + 1) * in_plane];
-                for (iy, out) in plane.chunks_mut(g.w_in).enumerate() {
-                    let start = (iy + g.pad) * self.pw + g.pad;
-                    for (o, &v) in out.iter_mut().zip(&padded[start..start + g.w_in]) {
-                        *o += v;
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The input pixel `(iy, ix)` that column entry `(ky, kx, oy, ox)` reads, or `None` in the
 /// padding. Signed arithmetic, straight from the formula.
 fn source_pixel(
@@ -411,13 +227,8 @@ mod tests {
             let ld = 2 * p + 3;
             let mut got = vec![f32::NAN; g.col_rows() * ld];
             let mut want = got.clone();
-            let mut indexed = got.clone();
             im2col(&g, &x, &mut got[p + 1..], ld);
             im2col_naive(&g, &x, &mut want[p + 1..], ld);
-            Im2colIndex::new(&g).im2col(&g, &x, &mut indexed[p + 1..], ld, &mut Vec::new());
-            for (a, b) in indexed.iter().zip(&want) {
-                assert_eq!(a.to_bits(), b.to_bits(), "{case:?} indexed");
-            }
             for r in 0..g.col_rows() {
                 for o in 0..p {
                     let i = r * ld + p + 1 + o;
@@ -446,17 +257,9 @@ mod tests {
                 .map(|_| rng.random_range(-1.0..1.0))
                 .collect();
             let mut got = start.clone();
-            let mut indexed = start.clone();
             let mut want = start;
             col2im(&g, &col, p, &mut got);
             col2im_naive(&g, &col, p, &mut want);
-            Im2colIndex::new(&g).col2im(&g, &col, p, &mut indexed, &mut Vec::new());
-            for (a, b) in indexed.iter().zip(&want) {
-                assert!(
-                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                    "{case:?} indexed: {a} vs {b}"
-                );
-            }
             for (a, b) in got.iter().zip(&want) {
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
@@ -481,6 +284,68 @@ mod tests {
                 (lhs - rhs).abs() <= 1e-4 * (1.0 + lhs.abs()),
                 "{case:?}: {lhs} vs {rhs}"
             );
+        }
+    }
+
+    #[test]
+    fn phase_im2col_matches_naive_on_the_real_columns() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for case in CASES {
+            let g = geom(case);
+            let ph = PhaseIm2col::new(&g);
+            let (p, p_ext, w_ext) = (g.out_plane(), ph.ext_plane(&g), ph.ext_width());
+            let x: Vec<f32> = (0..g.in_image())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut want = vec![f32::NAN; g.col_rows() * p];
+            im2col_naive(&g, &x, &mut want, p);
+            // Second image of a two-image block, as the kernels use it.
+            let ld = 2 * p_ext;
+            let mut got = vec![f32::NAN; g.col_rows() * ld];
+            ph.im2col(&g, &x, &mut got[p_ext..], ld, &mut Vec::new());
+            for r in 0..g.col_rows() {
+                for oy in 0..g.h_out {
+                    for ox in 0..g.w_out {
+                        let a = got[r * ld + p_ext + oy * w_ext + ox];
+                        let b = want[r * p + oy * g.w_out + ox];
+                        assert_eq!(a.to_bits(), b.to_bits(), "{case:?} r {r} ({oy}, {ox})");
+                    }
+                }
+                // Junk columns hold finite values.
+                assert!(got[r * ld + p_ext..r * ld + 2 * p_ext]
+                    .iter()
+                    .all(|v| v.is_finite()));
+            }
+        }
+    }
+
+    #[test]
+    fn phase_col2im_matches_naive() {
+        let mut rng = StdRng::seed_from_u64(4);
+        for case in CASES {
+            let g = geom(case);
+            let ph = PhaseIm2col::new(&g);
+            let (p, p_ext, w_ext) = (g.out_plane(), ph.ext_plane(&g), ph.ext_width());
+            let col: Vec<f32> = (0..g.col_rows() * p)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut ext = vec![f32::NAN; g.col_rows() * p_ext];
+            phase::expand(&col, g.col_rows(), g.h_out, g.w_out, w_ext, 1, &mut ext);
+            let mut back = vec![0.0; col.len()];
+            phase::compact(&ext, g.col_rows(), g.h_out, g.w_out, w_ext, 1, &mut back);
+            assert_eq!(back, col, "compact inverts expand");
+            let start: Vec<f32> = (0..g.in_image())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let (mut got, mut want) = (start.clone(), start);
+            ph.col2im(&g, &ext, p_ext, &mut got, &mut Vec::new());
+            col2im_naive(&g, &col, p, &mut want);
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{case:?}: {a} vs {b}"
+                );
+            }
         }
     }
 }

@@ -375,7 +375,7 @@ fn json_pass(threads: &[usize], filter: &str) -> Vec<Record> {
         let mut ks: Vec<Kernel> = all_kernels(&mut rng)
             .into_iter()
             .filter(|k| {
-                k.name == "sgemm_1024" || k.name.starts_with("sgemm") || k.name.contains(filter)
+                filter.contains("probe") || k.name.starts_with("sgemm") || k.name.contains(filter)
             })
             .collect();
         let reference = ks

@@ -346,6 +346,12 @@ mod tests {
                     "{case:?}: {a} vs {b}"
                 );
             }
+            // The overwriting form equals the adding form on a zeroed image.
+            let mut into = vec![f32::NAN; g.in_image()];
+            ph.col2im_into(&g, &ext, p_ext, &mut into, &mut Vec::new());
+            let mut zeroed = vec![0.0; g.in_image()];
+            ph.col2im(&g, &ext, p_ext, &mut zeroed, &mut Vec::new());
+            assert_eq!(into, zeroed, "{case:?}");
         }
     }
 }

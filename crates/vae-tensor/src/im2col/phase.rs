@@ -128,22 +128,30 @@ impl PhaseIm2col {
         }
     }
 
-    /// Adds the phase planes' real pixels back onto one channel plane.
-    fn merge_add(&self, g: &Conv2dGeom, phases: &[f32], plane: &mut [f32]) {
+    /// Adds (or, with `overwrite`, writes) the phase planes' real pixels back onto one
+    /// channel plane. Every pixel of the plane is visited exactly once.
+    fn merge(&self, g: &Conv2dGeom, phases: &[f32], plane: &mut [f32], overwrite: bool) {
         let (s, plen) = (self.s, self.ph * self.pw);
         for (iy, row) in plane.chunks_mut(g.w_in).enumerate() {
             let py = iy + g.pad;
             let base = (py % s) * s * plen + (py / s) * self.pw;
             if s == 1 {
                 let src = &phases[base + g.pad..base + g.pad + g.w_in];
-                row.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                if overwrite {
+                    row.copy_from_slice(src);
+                } else {
+                    row.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                }
                 continue;
             }
             for b in 0..s {
                 let (ix0, j0) = self.column_phase(g, b);
                 let src = &phases[base + b * plen + j0..base + b * plen + self.pw];
-                for (d, &v) in row.iter_mut().skip(ix0).step_by(s).zip(src) {
-                    *d += v;
+                let dst = row.iter_mut().skip(ix0).step_by(s).zip(src);
+                if overwrite {
+                    dst.for_each(|(d, &v)| *d = v);
+                } else {
+                    dst.for_each(|(d, &v)| *d += v);
                 }
             }
         }
@@ -193,6 +201,36 @@ impl PhaseIm2col {
         x: &mut [f32],
         phases: &mut Vec<f32>,
     ) {
+        self.col2im_impl(g, col, ld, x, phases, false);
+    }
+
+    /// As [`PhaseIm2col::col2im`], but *writes* the result into `x` (no need to zero it
+    /// first; every element is written).
+    ///
+    /// # Panics
+    /// When `g` does not match the layout.
+    #[track_caller]
+    pub fn col2im_into(
+        &self,
+        g: &Conv2dGeom,
+        col: &[f32],
+        ld: usize,
+        x: &mut [f32],
+        phases: &mut Vec<f32>,
+    ) {
+        self.col2im_impl(g, col, ld, x, phases, true);
+    }
+
+    #[track_caller]
+    fn col2im_impl(
+        &self,
+        g: &Conv2dGeom,
+        col: &[f32],
+        ld: usize,
+        x: &mut [f32],
+        phases: &mut Vec<f32>,
+        overwrite: bool,
+    ) {
         self.check(g);
         let (p_ext, plen, taps) = (self.ext_plane(g), self.ph * self.pw, self.taps.len());
         if phases.len() < self.phases_len() {
@@ -208,7 +246,7 @@ impl PhaseIm2col {
                 let src = &col[r * ld..r * ld + p_ext];
                 dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
             }
-            self.merge_add(g, phases, plane);
+            self.merge(g, phases, plane, overwrite);
         }
     }
 }

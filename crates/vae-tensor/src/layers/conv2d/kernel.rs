@@ -301,9 +301,8 @@ pub fn conv_backward(
                 0.0,
                 MatMut::row_major(&mut buf.col, k, cols, cols),
             );
-            xb.fill(0.0);
             for (b, xi) in xb.chunks_mut(in_img).enumerate() {
-                ph.col2im(g, &buf.col[b * p_ext..], cols, xi, &mut buf.phases);
+                ph.col2im_into(g, &buf.col[b * p_ext..], cols, xi, &mut buf.phases);
             }
         }
     });
@@ -347,9 +346,8 @@ pub fn conv_adjoint(
                 MatMut::row_major(&mut buf.col, k, cols, cols),
             );
             let xb = &mut xg[b0 * in_img..(b0 + nbb) * in_img];
-            xb.fill(0.0);
             for (b, xi) in xb.chunks_mut(in_img).enumerate() {
-                ph.col2im(g, &buf.col[b * p_ext..], cols, xi, &mut buf.phases);
+                ph.col2im_into(g, &buf.col[b * p_ext..], cols, xi, &mut buf.phases);
             }
             if let Some(bias) = bias {
                 add_bias(xb, bias, g.in_plane());

@@ -96,17 +96,27 @@ pub fn correspond_pixels(
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// Reusable matching workspace for one image size and tolerance.
+///
+/// Detected pixels are kept both as node ids per pixel and as a row-major bitset, so the
+/// neighbours of a ground-truth pixel are found by scanning, per row of the tolerance
+/// disc, one or two 64-bit words instead of every offset.
 pub(crate) struct Matcher {
     w: usize,
     h: usize,
-    /// Window offsets `(dy, dx)` with `dy² + dx² <= r²`, sorted by distance.
-    offsets: Vec<(isize, isize)>,
+    /// Half-width of the tolerance disc per row offset `dy = -ri..=ri`:
+    /// `floor(sqrt(r² − dy²))`, so `dy² + dx² <= r²` exactly for `|dx| <= half`.
+    half: Vec<isize>,
+    ri: isize,
+    /// Words per bitset row.
+    wpr: usize,
+    bits: Vec<u64>,
     /// Detected-pixel node id per pixel, or NONE.
     det_id: Vec<u32>,
     n_det: usize,
-    // Scratch for Hopcroft–Karp.
+    // Scratch.
     adj_start: Vec<u32>,
-    adj: Vec<u32>,
+    adj: Vec<(u32, u32)>, // (squared distance, right node), sorted by distance per left node
+    buckets: Vec<Vec<(u32, u32)>>, // per squared distance: (left, right)
     match_l: Vec<u32>,
     match_r: Vec<u32>,
     dist: Vec<u32>,
@@ -116,24 +126,34 @@ pub(crate) struct Matcher {
 impl Matcher {
     pub(crate) fn new(h: usize, w: usize, max_dist: f64) -> Self {
         let r = max_dist * ((h * h + w * w) as f64).sqrt();
-        let ri = r.ceil() as isize;
-        let mut offsets = Vec::new();
-        for dy in -ri..=ri {
-            for dx in -ri..=ri {
-                if ((dy * dy + dx * dx) as f64) <= r * r {
-                    offsets.push((dy, dx));
+        let ri = r.floor() as isize;
+        let half: Vec<isize> = (-ri..=ri)
+            .map(|dy| {
+                // Largest dx with dy² + dx² <= r², computed in integers after a float guess.
+                let mut dx = ((r * r - (dy * dy) as f64).max(0.0)).sqrt().floor() as isize;
+                while ((dy * dy + (dx + 1) * (dx + 1)) as f64) <= r * r {
+                    dx += 1;
                 }
-            }
-        }
-        offsets.sort_by_key(|&(dy, dx)| dy * dy + dx * dx);
+                while dx >= 0 && ((dy * dy + dx * dx) as f64) > r * r {
+                    dx -= 1;
+                }
+                dx
+            })
+            .collect();
+        let wpr = w.div_ceil(64);
+        let max_d2 = (ri * ri) as usize * 2 + 1;
         Matcher {
             w,
             h,
-            offsets,
+            half,
+            ri,
+            wpr,
+            bits: vec![0; wpr * h],
             det_id: vec![NONE; h * w],
             n_det: 0,
             adj_start: Vec::new(),
             adj: Vec::new(),
+            buckets: vec![Vec::new(); max_d2 + 1],
             match_l: Vec::new(),
             match_r: Vec::new(),
             dist: Vec::new(),
@@ -144,7 +164,10 @@ impl Matcher {
     /// Registers the detected pixels (flat indices `y * w + x`) as right-hand nodes.
     pub(crate) fn set_det(&mut self, det_px: &[u32]) {
         for (i, &p) in det_px.iter().enumerate() {
-            self.det_id[p as usize] = i as u32;
+            let p = p as usize;
+            self.det_id[p] = i as u32;
+            let (y, x) = (p / self.w, p % self.w);
+            self.bits[y * self.wpr + x / 64] |= 1u64 << (x % 64);
         }
         self.n_det = det_px.len();
     }
@@ -152,7 +175,10 @@ impl Matcher {
     /// Undoes [`Matcher::set_det`].
     pub(crate) fn clear_det(&mut self, det_px: &[u32]) {
         for &p in det_px {
-            self.det_id[p as usize] = NONE;
+            let p = p as usize;
+            self.det_id[p] = NONE;
+            let (y, x) = (p / self.w, p % self.w);
+            self.bits[y * self.wpr + x / 64] = 0;
         }
         self.n_det = 0;
     }
@@ -162,51 +188,64 @@ impl Matcher {
     /// detected node id or NONE.
     pub(crate) fn match_gt(&mut self, gt_px: &[u32]) -> (usize, Vec<u32>) {
         let n_l = gt_px.len();
-        // Adjacency lists, neighbours in order of increasing distance.
         self.adj_start.clear();
         self.adj.clear();
-        for &p in gt_px {
-            self.adj_start.push(self.adj.len() as u32);
+        for b in self.buckets.iter_mut() {
+            b.clear();
+        }
+        for (l, &p) in gt_px.iter().enumerate() {
+            let start = self.adj.len();
+            self.adj_start.push(start as u32);
+            if self.n_det == 0 {
+                continue;
+            }
             let (y, x) = (
                 (p as usize / self.w) as isize,
                 (p as usize % self.w) as isize,
             );
-            for &(dy, dx) in &self.offsets {
-                let (yy, xx) = (y + dy, x + dx);
-                if yy < 0 || xx < 0 || yy as usize >= self.h || xx as usize >= self.w {
+            for (k, dy) in (-self.ri..=self.ri).enumerate() {
+                let yy = y + dy;
+                if yy < 0 || yy as usize >= self.h {
                     continue;
                 }
-                let id = self.det_id[yy as usize * self.w + xx as usize];
-                if id != NONE {
-                    self.adj.push(id);
+                let hw = self.half[k];
+                let x0 = (x - hw).max(0) as usize;
+                let x1 = (x + hw).min(self.w as isize - 1) as usize;
+                let row = yy as usize * self.wpr;
+                for wi in x0 / 64..=x1 / 64 {
+                    let mut word = self.bits[row + wi];
+                    if word == 0 {
+                        continue;
+                    }
+                    let lo = if wi == x0 / 64 { x0 % 64 } else { 0 };
+                    let hi = if wi == x1 / 64 { x1 % 64 } else { 63 };
+                    word &= (u64::MAX << lo) & (u64::MAX >> (63 - hi));
+                    while word != 0 {
+                        let xx = wi * 64 + word.trailing_zeros() as usize;
+                        word &= word - 1;
+                        let r = self.det_id[yy as usize * self.w + xx];
+                        let dx = xx as isize - x;
+                        let d2 = (dy * dy + dx * dx) as u32;
+                        self.adj.push((d2, r));
+                        self.buckets[d2 as usize].push((l as u32, r));
+                    }
                 }
             }
+            self.adj[start..].sort_unstable_by_key(|&(d2, r)| (d2, r));
         }
         self.adj_start.push(self.adj.len() as u32);
         self.match_l.clear();
         self.match_l.resize(n_l, NONE);
         self.match_r.clear();
         self.match_r.resize(self.n_det, NONE);
-        // Greedy by distance: for each offset, nearest first, pair every still-free ground-truth
-        // pixel with the detected pixel at that offset if it is free too.
+        // Greedy by distance: pairs in order of increasing distance, each taken when both
+        // of its pixels are still free.
         let mut pairs = 0usize;
-        for ring in 0..self.offsets.len() {
-            let (dy, dx) = self.offsets[ring];
-            for (l, &p) in gt_px.iter().enumerate() {
-                if self.match_l[l] != NONE {
-                    continue;
-                }
-                let (y, x) = (
-                    (p as usize / self.w) as isize + dy,
-                    (p as usize % self.w) as isize + dx,
-                );
-                if y < 0 || x < 0 || y as usize >= self.h || x as usize >= self.w {
-                    continue;
-                }
-                let r = self.det_id[y as usize * self.w + x as usize];
-                if r != NONE && self.match_r[r as usize] == NONE {
-                    self.match_l[l] = r;
-                    self.match_r[r as usize] = l as u32;
+        for b in &self.buckets {
+            for &(l, r) in b {
+                if self.match_l[l as usize] == NONE && self.match_r[r as usize] == NONE {
+                    self.match_l[l as usize] = r;
+                    self.match_r[r as usize] = l;
                     pairs += 1;
                 }
             }
@@ -236,7 +275,7 @@ impl Matcher {
                 let l = self.queue[head] as usize;
                 head += 1;
                 for a in self.adj_start[l]..self.adj_start[l + 1] {
-                    let r = self.adj[a as usize] as usize;
+                    let r = self.adj[a as usize].1 as usize;
                     let l2 = self.match_r[r];
                     if l2 == NONE {
                         found = true;
@@ -260,7 +299,7 @@ impl Matcher {
     /// Depth-first search for an augmenting path from left node `l` along BFS layers.
     fn augment(&mut self, l: usize) -> bool {
         for a in self.adj_start[l]..self.adj_start[l + 1] {
-            let r = self.adj[a as usize] as usize;
+            let r = self.adj[a as usize].1 as usize;
             let l2 = self.match_r[r];
             let ok = if l2 == NONE {
                 true

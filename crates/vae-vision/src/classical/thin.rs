@@ -169,7 +169,7 @@ fn thin_padded(m: &mut [u8], h: usize, w: usize) {
             del.extend(
                 cand.iter()
                     .copied()
-                    .filter(|&p| m[p] == 1 && lut[code(&m, p)]),
+                    .filter(|&p| m[p] == 1 && lut[code(m, p)]),
             );
             if del.is_empty() {
                 continue;

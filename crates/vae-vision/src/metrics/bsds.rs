@@ -5,7 +5,7 @@
 //! Per image and threshold `t_k = k / (K + 1)`, `k = 1..=K` (K = 99):
 //! 1. `E1 = E >= max(eps, t_k)`; thin `E1` ([`thin`](fn@crate::classical::thin)) to 1-pixel curves.
 //! 2. Match `E1` one-to-one to each human boundary map in turn, tolerance
-//!    `max_dist = 0.0075` of the image diagonal ([`correspond_pixels`]).
+//!    `max_dist = 0.0075` of the image diagonal ([`correspond_pixels`](super::correspond_pixels)).
 //! 3. `cntR` = matched ground-truth pixels summed over annotators, `sumR` = ground-truth
 //!    pixels summed over annotators; `cntP` = pixels of `E1` matched to *any* annotator,
 //!    `sumP` = pixels of `E1`.

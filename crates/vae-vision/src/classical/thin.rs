@@ -88,7 +88,6 @@ fn build_luts() -> [[bool; 256]; 2] {
 /// assert!(t.row(1).iter().chain(t.row(3).iter()).all(|&b| !b));
 /// ```
 pub fn thin(bw: ArrayView2<bool>) -> Array2<bool> {
-    let luts = build_luts();
     let (h, w) = bw.dim();
     // Padded copy: one row/column of zeros all round, so neighbours need no bounds checks.
     let pw = w + 2;
@@ -96,6 +95,49 @@ pub fn thin(bw: ArrayView2<bool>) -> Array2<bool> {
     for ((y, x), &b) in bw.indexed_iter() {
         m[(y + 1) * pw + x + 1] = b as u8;
     }
+    thin_padded(&mut m, h, w);
+    Array2::from_shape_fn((h, w), |(y, x)| m[(y + 1) * pw + x + 1] == 1)
+}
+
+/// Thresholds `values` (row-major `[h, w]`) at `v >= t`, optionally thins, and returns the
+/// flat indices `y * w + x` of the on-pixels in row-major order: the benchmark's inner
+/// step without intermediate arrays.
+pub(crate) fn threshold_thin_list(
+    values: &[f64],
+    h: usize,
+    w: usize,
+    t: f64,
+    do_thin: bool,
+) -> Vec<u32> {
+    debug_assert_eq!(values.len(), h * w);
+    let pw = w + 2;
+    let mut m = vec![0u8; (h + 2) * pw];
+    for y in 0..h {
+        let src = &values[y * w..(y + 1) * w];
+        let dst = &mut m[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = (v >= t) as u8;
+        }
+    }
+    if do_thin {
+        thin_padded(&mut m, h, w);
+    }
+    let mut out = Vec::new();
+    for y in 0..h {
+        let row = &m[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+        for (x, &v) in row.iter().enumerate() {
+            if v == 1 {
+                out.push((y * w + x) as u32);
+            }
+        }
+    }
+    out
+}
+
+/// The thinning iterations on a zero-padded `(h + 2) x (w + 2)` buffer of 0/1 bytes.
+fn thin_padded(m: &mut [u8], h: usize, w: usize) {
+    let luts = build_luts();
+    let pw = w + 2;
     // Neighbour offsets x1..x8 (E, NE, N, NW, W, SW, S, SE) in the padded buffer.
     let pwi = pw as isize;
     let nb: [isize; 8] = [1, 1 - pwi, -pwi, -pwi - 1, -1, pwi - 1, pwi, pwi + 1];
@@ -127,7 +169,7 @@ pub fn thin(bw: ArrayView2<bool>) -> Array2<bool> {
             del.extend(
                 cand.iter()
                     .copied()
-                    .filter(|&p| m[p] == 1 && lut[code(&m, p)]),
+                    .filter(|&p| m[p] == 1 && lut[code(m, p)]),
             );
             if del.is_empty() {
                 continue;
@@ -162,7 +204,6 @@ pub fn thin(bw: ArrayView2<bool>) -> Array2<bool> {
             break;
         }
     }
-    Array2::from_shape_fn((h, w), |(y, x)| m[(y + 1) * pw + x + 1] == 1)
 }
 
 /// The plain full-image version of [`thin`] (every pixel, every subiteration): the spec

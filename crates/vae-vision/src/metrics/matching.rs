@@ -304,7 +304,9 @@ impl Matcher {
         // ground-truth pixel with a free detected pixel on that ring.
         let mut pairs = 0usize;
         // Only ground-truth pixels with some detection in reach can ever be matched.
-        let reachable: Vec<u32> = (0..n_l as u32).filter(|&l| self.any_det_near(self.gt[l as usize] as usize)).collect();
+        let reachable: Vec<u32> = (0..n_l as u32)
+            .filter(|&l| self.any_det_near(self.gt[l as usize] as usize))
+            .collect();
         self.free_l = reachable;
         for ring in &self.rings {
             self.free_l.retain(|&l| {
@@ -339,12 +341,17 @@ impl Matcher {
         let mut added = 0;
         const INF: u32 = u32::MAX;
         loop {
-            // BFS from free left nodes, layering by alternating-path length. Every node
-            // that gets a layer is expanded, so its neighbour list exists for the DFS.
+            // BFS from free left nodes, layering by alternating-path length, up to the
+            // layer where the first free right node is seen.
             self.dist.clear();
             self.dist.resize(n_l, INF);
             self.queue.clear();
-            let free: Vec<u32> = self.free_l.iter().copied().filter(|&l| self.match_l[l as usize] == NONE).collect();
+            let free: Vec<u32> = self
+                .free_l
+                .iter()
+                .copied()
+                .filter(|&l| self.match_l[l as usize] == NONE)
+                .collect();
             self.free_l = free;
             for i in 0..self.free_l.len() {
                 let l = self.free_l[i] as usize;
@@ -352,16 +359,22 @@ impl Matcher {
                 self.queue.push(l as u32);
             }
             let mut found = false;
+            // Layer of the shortest augmenting paths: nothing beyond it is expanded.
+            let mut limit = INF;
             let mut head = 0;
             while head < self.queue.len() {
                 let l = self.queue[head] as usize;
                 head += 1;
+                if self.dist[l] > limit {
+                    break;
+                }
                 self.ensure_adj(l);
                 for a in self.neighbours(l) {
                     let r = self.adj[a].1 as usize;
                     let l2 = self.match_r[r];
                     if l2 == NONE {
                         found = true;
+                        limit = self.dist[l];
                     } else if self.dist[l2 as usize] == INF {
                         self.dist[l2 as usize] = self.dist[l] + 1;
                         self.queue.push(l2);
@@ -382,6 +395,8 @@ impl Matcher {
 
     /// Depth-first search for an augmenting path from left node `l` along BFS layers.
     fn augment(&mut self, l: usize) -> bool {
+        // Nodes on the layer after the shortest paths were queued but not expanded.
+        self.ensure_adj(l);
         for a in self.neighbours(l) {
             let r = self.adj[a].1 as usize;
             let l2 = self.match_r[r];

@@ -2,7 +2,7 @@
 
 pub mod bsds;
 pub mod classification;
-mod matching;
+pub mod matching;
 pub mod segmentation;
 
 pub use bsds::{

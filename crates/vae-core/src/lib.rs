@@ -1,1 +1,21 @@
-//! vae-core
+//! # vae-core
+//!
+//! Variational autoencoders built from [`vae_tensor`] layers, with hand-written backward
+//! passes: models ([`Vae`], presets in [`Preset`]), the reparameterization trick
+//! ([`reparam`]), the ELBO ([`elbo`]), checkpoints ([`checkpoint`]).
+//!
+//! Images are `f32` tensors in NCHW layout, `[n, c, h, w]`, with values in `[0, 1]` for the
+//! Bernoulli likelihood.
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod checkpoint;
+pub mod config;
+pub mod elbo;
+pub mod error;
+pub mod reparam;
+
+pub use checkpoint::Checkpoint;
+pub use config::{Likelihood, Preset, VaeConfig, Variance};
+pub use elbo::ElboTerms;
+pub use error::{CoreError, Result};

@@ -121,7 +121,7 @@ fn compare(
             worst.worst_excess = excess;
             worst.worst_pair = (a, n);
         }
-        if !(excess <= cfg.atol) {
+        if excess.is_nan() || excess > cfg.atol {
             worst.passed = false;
         }
     }
@@ -175,7 +175,9 @@ pub fn check_layer(
 
     // Snapshot the analytic parameter gradients, then perturb each parameter by name.
     let mut grads: Vec<(String, ArrayD<f32>)> = Vec::new();
-    Layer::visit_params(layer, "", &mut |name, p| grads.push((name.to_string(), p.grad.clone())));
+    layer.visit_params("", &mut |name, p| {
+        grads.push((name.to_string(), p.grad.clone()))
+    });
     for (name, g) in grads {
         let coords = pick(g.len(), cfg.max_coords, rng);
         let check = compare(
@@ -184,7 +186,7 @@ pub fn check_layer(
             &coords,
             |i| {
                 let set = |layer: &mut dyn Layer, delta: f32| {
-                    Layer::visit_params(layer, "", &mut |n, p| {
+                    layer.visit_params("", &mut |n, p| {
                         if n == name {
                             *p.value.iter_mut().nth(i).expect("coordinate in range") += delta;
                         }

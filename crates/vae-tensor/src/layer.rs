@@ -53,7 +53,7 @@ impl Param {
 
 /// A differentiable layer with hand-written forward and backward passes. See the
 /// [module docs](self) for the contract.
-pub trait Layer: Send {
+pub trait Layer: Parameterized + Send {
     /// Runs the layer. In [`Mode::Train`] the layer caches what `backward` needs.
     fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>>;
 
@@ -62,9 +62,6 @@ pub trait Layer: Send {
 
     /// The output shape for an input shape (batch dimension included), without data.
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
-
-    /// Visits every parameter with its dotted name, prefixed by `prefix` (`""` at the top).
-    fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
 
     /// A short human-readable description, used in error messages and summaries.
     fn describe(&self) -> String;
@@ -78,10 +75,14 @@ pub trait Parameterized {
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param));
 }
 
-impl<L: Layer + ?Sized> Parameterized for L {
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        Layer::visit_params(self, prefix, f)
-    }
+/// Implements [`Parameterized`] with no parameters, for layers that have none.
+#[macro_export]
+macro_rules! no_params {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::layer::Parameterized for $t {
+            fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut $crate::layer::Param)) {}
+        })*
+    };
 }
 
 /// Joins a prefix and a name with a dot (`"enc" + "weight"` = `"enc.weight"`).
@@ -95,20 +96,20 @@ pub fn join_name(prefix: &str, name: &str) -> String {
 
 /// Sets every parameter gradient of `layer` to zero.
 pub fn zero_grad<P: Parameterized + ?Sized>(layer: &mut P) {
-    Parameterized::visit_params(layer, "", &mut |_, p| p.grad.fill(0.0));
+    layer.visit_params("", &mut |_, p| p.grad.fill(0.0));
 }
 
 /// Total number of trainable scalars in `layer`.
 pub fn num_params<P: Parameterized + ?Sized>(layer: &mut P) -> usize {
     let mut n = 0;
-    Parameterized::visit_params(layer, "", &mut |_, p| n += p.len());
+    layer.visit_params("", &mut |_, p| n += p.len());
     n
 }
 
 /// The global L2 norm of all parameter gradients (accumulated in f64).
 pub fn grad_norm<P: Parameterized + ?Sized>(layer: &mut P) -> f64 {
     let mut s = 0.0f64;
-    Parameterized::visit_params(layer, "", &mut |_, p| {
+    layer.visit_params("", &mut |_, p| {
         s += p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()
     });
     s.sqrt()
@@ -126,7 +127,7 @@ pub fn clip_grad_norm<P: Parameterized + ?Sized>(layer: &mut P, max_norm: f64) -
     }
     if norm > max_norm && norm > 0.0 {
         let scale = (max_norm / norm) as f32;
-        Parameterized::visit_params(layer, "", &mut |_, p| p.grad.mapv_inplace(|g| g * scale));
+        layer.visit_params("", &mut |_, p| p.grad.mapv_inplace(|g| g * scale));
     }
     Ok(norm)
 }

@@ -12,8 +12,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod error;
-pub mod gradcheck;
 pub mod gemm;
+pub mod gradcheck;
 pub mod im2col;
 pub mod init;
 pub mod layer;
@@ -23,4 +23,6 @@ pub mod optim;
 pub mod shape;
 
 pub use error::{Result, TensorError};
-pub use layer::{clip_grad_norm, grad_norm, num_params, zero_grad, Layer, Mode, Param, Parameterized};
+pub use layer::{
+    clip_grad_norm, grad_norm, num_params, zero_grad, Layer, Mode, Param, Parameterized,
+};

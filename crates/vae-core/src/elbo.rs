@@ -5,14 +5,16 @@
 //! `−ELBO(x) = E_q[−log p(x|z)] + KL(q(z|x) ‖ p(z))`, estimated with one z per image.
 //!
 //! The training loss is the batch mean of `recon + w · KL`, where w is the (warmed-up) β.
-//! Each term comes with its gradient with respect to the tensor that produced it, already
-//! divided by the batch size. Images are handled flattened: `[n, C·H·W]`.
+//! Training uses `vae_tensor::loss::{bce_with_logits, gaussian_kl}` for the Bernoulli and KL
+//! terms (value and gradient); this module holds the per-image values in f64 that
+//! evaluation and importance sampling need, and the Gaussian likelihood with its gradient.
+//! Images are handled flattened: `[n, C·H·W]`.
 //!
 //! | term | value per image | gradient |
 //! |---|---|---|
-//! | Bernoulli NLL on logits l | Σ softplus(l) − x·l | σ(l) − x |
+//! | Bernoulli NLL on logits l | Σ softplus(l) − x·l | σ(l) − x (in vae-tensor) |
 //! | Gaussian NLL, mean m, log σ² = s | Σ ½(log 2π + s + (x−m)² e^{−s}) | (m − x) e^{−s}; ∂/∂s = Σ ½(1 − (x−m)² e^{−s}) |
-//! | KL(N(μ, e^{lv}) ‖ N(0, 1)) | −½ Σ (1 + lv − μ² − e^{lv}) | dμ = μ, dlv = ½(e^{lv} − 1) |
+//! | KL(N(μ, e^{lv}) ‖ N(0, 1)) | −½ Σ (1 + lv − μ² − e^{lv}) | dμ = μ, dlv = ½(e^{lv} − 1) (in vae-tensor) |
 
 use crate::config::{Likelihood, Variance};
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
@@ -56,13 +58,6 @@ pub fn bernoulli_nll(logits: ArrayView2<f32>, x: ArrayView2<f32>) -> Array1<f64>
             .map(|(&l, &x)| softplus(l as f64) - x as f64 * l as f64)
             .sum()
     })
-}
-
-/// `scale · (σ(l) − x)`: the gradient of `scale · Σ bernoulli_nll` with respect to the logits.
-pub fn bernoulli_nll_grad(logits: ArrayView2<f32>, x: ArrayView2<f32>, scale: f32) -> Array2<f32> {
-    Zip::from(logits)
-        .and(x)
-        .map_collect(|&l, &x| scale * (1.0 / (1.0 + (-l).exp()) - x))
 }
 
 /// Per-image Gaussian negative log-likelihood with log-variance `logvar` shared by all pixels.
@@ -113,18 +108,6 @@ pub fn gaussian_kl(mu: ArrayView2<f32>, logvar: ArrayView2<f32>) -> Array1<f64> 
                 })
                 .sum::<f64>()
         })
-}
-
-/// Gradients of `scale · Σ gaussian_kl`: `(scale · μ, scale · ½(e^{logvar} − 1))`.
-pub fn gaussian_kl_grad(
-    mu: ArrayView2<f32>,
-    logvar: ArrayView2<f32>,
-    scale: f32,
-) -> (Array2<f32>, Array2<f32>) {
-    (
-        mu.mapv(|m| scale * m),
-        logvar.mapv(|lv| scale * 0.5 * (lv.exp() - 1.0)),
-    )
 }
 
 /// Per-row log N(z; μ, diag e^{logvar}) in nats (use μ = 0, logvar = 0 for the prior).
@@ -248,19 +231,11 @@ mod tests {
     }
 
     #[test]
-    fn gradients_match_finite_differences() {
+    fn gaussian_gradients_match_finite_differences() {
         let mut rng = StdRng::seed_from_u64(2);
         let x = crate::reparam::sample_eps(3, 6, &mut rng).mapv(|v| 1.0 / (1.0 + (-v).exp()));
         let a = crate::reparam::sample_eps(3, 6, &mut rng).into_dyn();
         let scale = 1.0 / 3.0;
-        gc(
-            |l| {
-                let l = l.view().into_dimensionality().unwrap();
-                let v = bernoulli_nll(l, x.view()).sum() * scale as f64;
-                Ok((v, bernoulli_nll_grad(l, x.view(), scale).into_dyn()))
-            },
-            &a,
-        );
         gc(
             |m| {
                 let m = m.view().into_dimensionality().unwrap();
@@ -282,24 +257,6 @@ mod tests {
                 Ok((v, ndarray::ArrayD::from_elem(vec![1], g as f32)))
             },
             &lv0,
-        );
-        let lv = crate::reparam::sample_eps(3, 6, &mut rng);
-        gc(
-            |mu| {
-                let mu = mu.view().into_dimensionality().unwrap();
-                let v = gaussian_kl(mu, lv.view()).sum() * scale as f64;
-                Ok((v, gaussian_kl_grad(mu, lv.view(), scale).0.into_dyn()))
-            },
-            &a,
-        );
-        let mu = lv.clone();
-        gc(
-            |l| {
-                let l = l.view().into_dimensionality().unwrap();
-                let v = gaussian_kl(mu.view(), l).sum() * scale as f64;
-                Ok((v, gaussian_kl_grad(mu.view(), l, scale).1.into_dyn()))
-            },
-            &a,
         );
     }
 }

@@ -13,9 +13,12 @@ pub mod checkpoint;
 pub mod config;
 pub mod elbo;
 pub mod error;
+pub mod model;
+pub mod presets;
 pub mod reparam;
 
 pub use checkpoint::Checkpoint;
 pub use config::{Likelihood, Preset, VaeConfig, Variance};
 pub use elbo::ElboTerms;
 pub use error::{CoreError, Result};
+pub use model::Vae;

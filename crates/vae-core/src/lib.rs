@@ -11,14 +11,18 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod elbo;
 pub mod error;
 pub mod model;
 pub mod presets;
 pub mod reparam;
+pub mod train;
 
 pub use checkpoint::Checkpoint;
 pub use config::{Likelihood, Preset, VaeConfig, Variance};
+pub use data::{Binarization, ImageSource};
 pub use elbo::ElboTerms;
 pub use error::{CoreError, Result};
 pub use model::Vae;
+pub use train::{EpochStats, TrainConfig, Trainer};

@@ -1,1 +1,28 @@
-//! vae-vision
+//! # vae-vision
+//!
+//! Vision on top of vae-rs:
+//!
+//! * [`classify`]: classifiers on feature vectors (VAE latents, raw pixels): softmax
+//!   regression and a small MLP built from `vae-tensor` layers, and Euclidean k-NN.
+//! * [`classical`]: edge detectors (Sobel, Prewitt, Roberts, Canny as in scikit-image),
+//!   Gaussian smoothing, non-maximum suppression and thinning, rotation-invariant uniform
+//!   local binary patterns. Free functions on grey images `ArrayView2<f32>` of shape
+//!   `[h, w]` (row-major, y down), in the style of `imageproc`.
+//! * [`metrics`]: the BSDS500 boundary benchmark (ODS, OIS, AP), classification metrics
+//!   (accuracy, per-class accuracy, confusion matrix as text and PNG) and segmentation
+//!   metrics (pixel accuracy, IoU, mIoU, boundary F-measure).
+//! * [`knn`]: a chi-square nearest-neighbour classifier for histogram features (the LBP
+//!   texture baseline).
+//!
+//! Bad arguments give a [`VisionError`]; functions that can only fail on a programming
+//! error (arrays of different shapes passed to an internal step) say so in `# Panics`.
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod classical;
+pub mod classify;
+pub mod error;
+pub mod knn;
+pub mod metrics;
+
+pub use error::{Result, VisionError};

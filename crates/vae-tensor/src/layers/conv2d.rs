@@ -1,1 +1,0 @@
-//! TODO(conv2d): being written.

@@ -1,1 +1,0 @@
-//! TODO(conv_transpose2d): being written.

@@ -1,0 +1,47 @@
+//! Classifiers on feature vectors `[n, d]`: softmax regression, a small MLP (both built from
+//! `vae-tensor` layers and trained with Adam on softmax cross-entropy) and Euclidean
+//! k-nearest neighbours. They serve VAE latents and raw pixels alike, so the two are judged
+//! with the same classifier.
+
+mod knn;
+mod neural;
+mod standardize;
+
+pub use knn::EuclideanKnn;
+pub use neural::{NeuralClassifier, NeuralConfig};
+pub use standardize::Standardizer;
+
+use crate::error::{Result, VisionError};
+use ndarray::ArrayView2;
+
+/// Checks a training set: non-empty, one label per row, every label below `num_classes`.
+pub(crate) fn check_training_set(
+    op: &'static str,
+    x: ArrayView2<f32>,
+    labels: &[usize],
+    num_classes: usize,
+) -> Result<()> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(VisionError::Empty {
+            op,
+            what: format!("training features of shape {:?}", x.shape()),
+        });
+    }
+    if labels.len() != x.nrows() {
+        return Err(VisionError::shape(op, &[x.nrows()], &[labels.len()]));
+    }
+    if let Some(&label) = labels.iter().find(|&&l| l >= num_classes) {
+        return Err(VisionError::LabelOutOfRange {
+            op,
+            label,
+            num_classes,
+        });
+    }
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(VisionError::BadValue {
+            op,
+            what: "training features contain NaN or infinity".into(),
+        });
+    }
+    Ok(())
+}

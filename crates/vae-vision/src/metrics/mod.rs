@@ -1,0 +1,11 @@
+//! Evaluation: the BSDS500 boundary benchmark, classification and segmentation metrics.
+
+pub mod bsds;
+pub mod classification;
+mod matching;
+pub mod segmentation;
+
+pub use bsds::{evaluate_bsds, BsdsConfig, BsdsImageResult, BsdsReport, PrPoint};
+pub use classification::{accuracy, ConfusionMatrix};
+pub use matching::{correspond_pixels, Correspondence};
+pub use segmentation::{boundary_f_measure, label_boundaries, BoundaryF, SegmentationScores};

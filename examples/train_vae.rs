@@ -6,15 +6,17 @@
 //! ```
 //! Data: `--data DIR` or `VAE_DATA_DIR` (a folder holding `mnist/` and `fashion-mnist/`
 //! with the original IDX .gz files), else the repository's `data/mnist-sample`.
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use ndarray::{Array4, Axis};
 use rand::{rngs::StdRng, SeedableRng};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use vae_core::{
     gallery, impute, iwae, train, Binarization, Preset, TrainConfig, Trainer, Vae, VaeConfig,
 };
+use vae_data::location::resolve_data_dir;
+use vae_data::mnist::{load_mnist, Mnist, Split};
 
 /// Train a VAE and write reconstructions, samples, interpolations, traversals and more.
 #[derive(Parser, Debug)]
@@ -52,13 +54,13 @@ struct Args {
     /// Importance samples K for the log p(x) estimate (0 skips it).
     #[arg(long, default_value_t = 0)]
     importance_samples: usize,
-    /// Number of test images for the log p(x) estimate (0: all).
+    /// Number of test images for the log p(x) estimate (capped at the test set size).
     #[arg(long, default_value_t = 1000)]
     iwae_images: usize,
     /// Use only the first N training images (quick runs).
     #[arg(long)]
     train_limit: Option<usize>,
-    /// Seed of weights and of every random draw.
+    /// Seed of the weights and of every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output directory for PNGs and the checkpoint.
@@ -72,78 +74,36 @@ struct Args {
     resume: Option<PathBuf>,
 }
 
-/// Reads an IDX .gz file: the dims and the u8 payload.
-fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
-    use std::io::Read;
-    let mut raw = Vec::new();
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    flate2::read::GzDecoder::new(f).read_to_end(&mut raw)?;
-    let be = |i: usize| u32::from_be_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]) as usize;
-    if raw.len() < 4 || raw[0] != 0 || raw[1] != 0 || raw[2] != 8 {
-        bail!("{}: not an IDX u8 file", path.display());
-    }
-    let rank = raw[3] as usize;
-    let dims: Vec<usize> = (0..rank).map(|k| be(4 + 4 * k)).collect();
-    let body = raw.split_off(4 + 4 * rank);
-    if body.len() != dims.iter().product::<usize>() {
-        bail!(
-            "{}: payload length {} does not match dims {dims:?}",
-            path.display(),
-            body.len()
-        );
-    }
-    Ok((dims, body))
-}
-
-/// Images `[n, 1, 28, 28]` as u8 and labels of one split (`train` or `t10k`).
-fn load_split(dir: &Path, split: &str) -> Result<(Array4<u8>, Vec<u8>)> {
-    let (d, px) = read_idx(&dir.join(format!("{split}-images-idx3-ubyte.gz")))?;
-    let (_, labels) = read_idx(&dir.join(format!("{split}-labels-idx1-ubyte.gz")))?;
-    Ok((Array4::from_shape_vec((d[0], 1, d[1], d[2]), px)?, labels))
-}
-
+/// `<root>/<dataset>` from --data or VAE_DATA_DIR, else the vendored `data/mnist-sample`.
 fn data_dir(args: &Args) -> Result<PathBuf> {
-    let roots = args
-        .data
-        .clone()
-        .into_iter()
-        .chain(std::env::var_os("VAE_DATA_DIR").map(PathBuf::from));
-    for root in roots.chain([PathBuf::from("data")]) {
-        for dir in [
-            root.join(&args.dataset),
-            root.join("mnist-sample"),
-            root.clone(),
-        ] {
-            if dir.join("t10k-images-idx3-ubyte.gz").exists()
-                && (dir.ends_with(&args.dataset) || args.data.is_none())
-            {
-                return Ok(dir);
-            }
+    match resolve_data_dir(args.data.as_deref(), &args.dataset) {
+        Err(e) if args.dataset == "mnist" && args.data.is_none() => {
+            let dir = resolve_data_dir(None, "mnist-sample").context(e.to_string())?;
+            println!(
+                "note: full MNIST not found, using the 10k-digit sample {}",
+                dir.display()
+            );
+            Ok(dir)
         }
+        r => Ok(r?),
     }
-    bail!(
-        "no {} IDX files found: pass --data DIR or set VAE_DATA_DIR",
-        args.dataset
-    )
+}
+
+/// Pixels kept as u8: a quarter of the memory of f32 (47 MB for MNIST train).
+fn to_u8(m: &Mnist, limit: Option<usize>) -> Array4<u8> {
+    let n = limit.unwrap_or(usize::MAX).min(m.len());
+    m.images
+        .slice_axis(Axis(0), (0..n).into())
+        .mapv(|v| (v * 255.0).round() as u8)
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let dir = data_dir(&args)?;
-    let (mut train_u8, _) = load_split(&dir, "train")?;
-    let (test_u8, test_labels) = load_split(&dir, "t10k")?;
-    if let Some(n) = args.train_limit {
-        train_u8 = train_u8
-            .slice_axis(Axis(0), (0..n.min(train_u8.dim().0)).into())
-            .to_owned();
-    }
-    println!(
-        "data: {} ({} train, {} test images)",
-        dir.display(),
-        train_u8.dim().0,
-        test_u8.dim().0
-    );
-    std::fs::create_dir_all(&args.out)?;
+    let train_u8 = to_u8(&load_mnist(&dir, Split::Train)?, args.train_limit);
+    let test = load_mnist(&dir, Split::Test)?;
+    let (n_train, d) = (train_u8.dim().0, dir.display());
+    println!("data: {d} ({n_train} train, {} test images)", test.len());
     let binarization = Binarization::from_name(&args.binarization)?;
     let cfg = VaeConfig {
         latent: args.latent,
@@ -152,6 +112,7 @@ fn main() -> Result<()> {
         kl_warmup_steps: args.kl_warmup,
         ..VaeConfig::default()
     };
+    std::fs::create_dir_all(&args.out)?;
     let tcfg = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch,
@@ -166,37 +127,18 @@ fn main() -> Result<()> {
         Some(p) => Trainer::resume(p, tcfg)?,
         None => Trainer::new(Vae::new(cfg, &mut StdRng::seed_from_u64(args.seed))?, tcfg)?,
     };
-    println!(
-        "{}\nparameters: {}",
-        trainer.vae().describe(),
-        vae_tensor::num_params(trainer.vae())
-    );
+    let n_params = vae_tensor::num_params(trainer.vae());
+    println!("{}\nparameters: {n_params}", trainer.vae().describe());
     let start = Instant::now();
-    let history = trainer.fit(&train_u8, Some(&test_u8), |s| {
-        println!(
-            "epoch {:>3}: train loss {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} | {:.1} s, {:.0} img/s",
-            s.epoch, s.train_loss, s.train_recon, s.train_kl, s.test_neg_elbo.unwrap_or(f64::NAN), s.seconds, s.images_per_sec
-        )
-    })?;
+    let history = trainer.fit(&train_u8, Some(&test), |s| println!("{s}"))?;
     let train_seconds = start.elapsed().as_secs_f64();
     let vae = trainer.vae();
-    let test_f32 = test_u8.mapv(|v| v as f32 / 255.0);
-    let test_elbo = train::evaluate(vae, &test_f32, binarization, args.seed)?;
-    println!(
-        "final test: -ELBO {:.2} nats (recon {:.2}, KL {:.2})",
-        test_elbo.neg_elbo(),
-        test_elbo.recon_nats_per_image,
-        test_elbo.kl_nats_per_image
-    );
-
+    let elbo = train::evaluate(vae, &test, binarization, args.seed)?;
+    println!("final test {elbo}");
     let mut nll = None;
     if args.importance_samples > 0 {
-        let m = if args.iwae_images == 0 {
-            test_f32.dim().0
-        } else {
-            args.iwae_images.min(test_f32.dim().0)
-        };
-        let subset = test_f32.slice_axis(Axis(0), (0..m).into()).to_owned();
+        let m = args.iwae_images.min(test.len());
+        let subset = test.images.slice_axis(Axis(0), (0..m).into()).to_owned();
         let icfg = iwae::IwaeConfig {
             k: args.importance_samples,
             seed: args.seed,
@@ -205,43 +147,33 @@ fn main() -> Result<()> {
         };
         let t = Instant::now();
         let r = iwae::log_likelihood(vae, &subset, &icfg)?;
-        println!(
-            "log p(x) estimate, K = {}, first {m} test images: NLL {:.2} nats ({:.0} s)",
-            r.k,
-            r.nll(),
-            t.elapsed().as_secs_f64()
-        );
+        let (secs, k, v) = (t.elapsed().as_secs_f64(), r.k, r.nll());
+        println!("test NLL (K = {k}, first {m} test images): {v:.2} nats ({secs:.0} s)");
         nll = Some((r.nll(), m));
     }
     let fill = impute::mean_image(&train_u8.mapv(|v| v as f32 / 255.0))?;
+    let (out, mut rng) = (&args.out, StdRng::seed_from_u64(args.seed));
     let g = gallery::write_gallery(
         vae,
-        &test_f32,
-        &test_labels,
+        &test.images,
+        &test.labels,
         &fill,
         &history,
-        &args.out,
-        &mut StdRng::seed_from_u64(args.seed),
+        out,
+        &mut rng,
     )?;
-    for (name, r) in [
-        ("top half", &g.impute_top_half),
-        ("50% random", &g.impute_random_half),
-    ] {
-        println!(
-            "imputation, {name} missing: MSE {:.4} vs mean-fill {:.4} (MAE {:.4} vs {:.4})",
-            r.mse, r.mse_mean_fill, r.mae, r.mae_mean_fill
-        );
-    }
+    println!("imputation, top half missing: {}", g.impute_top_half);
+    println!("imputation, 50% missing: {}", g.impute_random_half);
     for (what, p) in &g.files {
         println!("wrote {}: {what}", p.display());
     }
     if let Some(path) = &args.json {
-        let imp = |r: &impute::ImputationReport| serde_json::json!({"mse": r.mse, "mse_mean_fill": r.mse_mean_fill, "mae": r.mae, "mae_mean_fill": r.mae_mean_fill});
         let metrics = serde_json::json!({
-            "args": format!("{args:?}"), "data": dir, "test_neg_elbo": test_elbo.neg_elbo(),
-            "test_recon": test_elbo.recon_nats_per_image, "test_kl": test_elbo.kl_nats_per_image,
+            "args": format!("{args:?}"), "data": dir, "test_neg_elbo": elbo.neg_elbo(),
+            "test_recon": elbo.recon_nats_per_image, "test_kl": elbo.kl_nats_per_image,
             "iwae_nll": nll.map(|v| v.0), "iwae_k": args.importance_samples, "iwae_images": nll.map(|v| v.1),
-            "impute_top_half": imp(&g.impute_top_half), "impute_random_half": imp(&g.impute_random_half),
+            "impute_top_half": g.impute_top_half.metrics_json(),
+            "impute_random_half": g.impute_random_half.metrics_json(),
             "seconds_per_epoch": history.iter().map(|s| s.seconds).collect::<Vec<_>>(),
             "images_per_sec": history.iter().map(|s| s.images_per_sec).collect::<Vec<_>>(),
             "train_seconds": train_seconds, "history": history,

@@ -57,6 +57,28 @@ pub struct ImputationReport {
     pub imputed: Array4<f32>,
 }
 
+impl ImputationReport {
+    /// The four errors as JSON (`mse`, `mse_mean_fill`, `mae`, `mae_mean_fill`, `missing`).
+    pub fn metrics_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mse": self.mse, "mse_mean_fill": self.mse_mean_fill,
+            "mae": self.mae, "mae_mean_fill": self.mae_mean_fill,
+            "missing": self.missing, "iterations": self.iterations,
+        })
+    }
+}
+
+impl std::fmt::Display for ImputationReport {
+    /// `MSE a vs mean-fill b (MAE c vs d) on n missing values`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MSE {:.4} vs mean-fill {:.4} (MAE {:.4} vs {:.4}) on {} missing values",
+            self.mse, self.mse_mean_fill, self.mae, self.mae_mean_fill, self.missing
+        )
+    }
+}
+
 /// Imputes the pixels of `x` where `observed` is 0, starting from `fill` (`[c, h, w]`),
 /// with `iterations` encode/decode rounds, in batches of 500. See the [module docs](self).
 pub fn impute(

@@ -151,7 +151,7 @@ fn main() -> Result<()> {
         println!("test NLL (K = {k}, first {m} test images): {v:.2} nats ({secs:.0} s)");
         nll = Some((r.nll(), m));
     }
-    let fill = impute::mean_image(&train_u8.mapv(|v| v as f32 / 255.0))?;
+    let fill = impute::mean_image(&train_u8)?;
     let (out, mut rng) = (&args.out, StdRng::seed_from_u64(args.seed));
     let g = gallery::write_gallery(
         vae,

@@ -51,6 +51,19 @@ impl ImageSource for ArrayView4<'_, f32> {
     }
 }
 
+/// A loaded MNIST / Fashion-MNIST split from `vae-data`.
+impl ImageSource for vae_data::mnist::Mnist {
+    fn len(&self) -> usize {
+        self.images.dim().0
+    }
+    fn image_shape(&self) -> [usize; 3] {
+        shape3(self.images.dim())
+    }
+    fn batch(&self, indices: &[usize]) -> Array4<f32> {
+        self.images.select(Axis(0), indices)
+    }
+}
+
 /// Grey levels `0..=255` are mapped to `v / 255`.
 impl ImageSource for Array4<u8> {
     fn len(&self) -> usize {
@@ -88,11 +101,14 @@ impl Binarization {
         }
     }
 
-    /// Applies the binarization to a batch in place, drawing from `rng`.
-    pub fn apply(self, x: &mut Array4<f32>, rng: &mut impl Rng) {
+    /// Applies the binarization to a batch in place, drawing from `rng`
+    /// (`vae_data::transform::binarize_dynamic_mut`). Dynamic binarization of a value
+    /// outside `[0, 1]` (or NaN) is a [`CoreError::Data`] error.
+    pub fn apply(self, x: &mut Array4<f32>, rng: &mut impl Rng) -> Result<()> {
         if self == Binarization::Dynamic {
-            x.mapv_inplace(|p| if rng.random::<f32>() < p { 1.0 } else { 0.0 });
+            vae_data::transform::binarize_dynamic_mut(x, rng)?;
         }
+        Ok(())
     }
 }
 
@@ -128,14 +144,25 @@ mod tests {
     fn dynamic_binarization_is_binary_seeded_and_unbiased() {
         let mut x = Array4::from_elem((10, 1, 10, 10), 0.3f32);
         let mut y = x.clone();
-        Binarization::Dynamic.apply(&mut x, &mut StdRng::seed_from_u64(1));
-        Binarization::Dynamic.apply(&mut y, &mut StdRng::seed_from_u64(1));
+        Binarization::Dynamic
+            .apply(&mut x, &mut StdRng::seed_from_u64(1))
+            .unwrap();
+        Binarization::Dynamic
+            .apply(&mut y, &mut StdRng::seed_from_u64(1))
+            .unwrap();
         assert_eq!(x, y);
         assert!(x.iter().all(|&v| v == 0.0 || v == 1.0));
         let mean = x.mean().unwrap();
         assert!((mean - 0.3).abs() < 0.05, "{mean}");
         let mut z = Array4::from_elem((1, 1, 2, 2), 0.3f32);
-        Binarization::None.apply(&mut z, &mut StdRng::seed_from_u64(1));
+        Binarization::None
+            .apply(&mut z, &mut StdRng::seed_from_u64(1))
+            .unwrap();
+        let mut bad = Array4::from_elem((1, 1, 1, 1), 1.5f32);
+        let e = Binarization::Dynamic
+            .apply(&mut bad, &mut StdRng::seed_from_u64(1))
+            .unwrap_err();
+        assert!(matches!(e, CoreError::Data(_)));
         assert!(z.iter().all(|&v| v == 0.3));
     }
 }

@@ -44,6 +44,19 @@ impl ElboTerms {
     }
 }
 
+impl std::fmt::Display for ElboTerms {
+    /// `-ELBO x nats (recon r, KL k)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "-ELBO {:.2} nats (recon {:.2}, KL {:.2})",
+            self.neg_elbo(),
+            self.recon_nats_per_image,
+            self.kl_nats_per_image
+        )
+    }
+}
+
 /// Numerically stable `log(1 + e^l)`.
 #[inline]
 pub fn softplus(l: f64) -> f64 {

@@ -6,7 +6,7 @@ use vae_tensor::TensorError;
 /// Everything that can go wrong when building, training, using or saving a VAE.
 ///
 /// Variants are grouped by who is at fault: a bad configuration or argument, a bad
-/// checkpoint file, a diverged training run, an error from a layer, or I/O.
+/// checkpoint file, a diverged training run, an error from a layer or the data, or I/O.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoreError {
@@ -79,6 +79,9 @@ pub enum CoreError {
     /// An error from a `vae-tensor` layer, loss or optimizer.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// An error from `vae-data` (loading, batching, binarization).
+    #[error(transparent)]
+    Data(#[from] vae_data::DataError),
     /// An image could not be encoded or written.
     #[error("image {path}: {reason}")]
     Image {

@@ -5,6 +5,7 @@
 //! fills in the rest. Errors are measured on the missing pixels only, against the
 //! mean-fill baseline that stops before the first iteration.
 
+use crate::data::{chunks, ImageSource};
 use crate::error::{CoreError, Result};
 use crate::model::Vae;
 use ndarray::{Array3, Array4, Axis, Zip};
@@ -32,10 +33,22 @@ pub fn mask_random(n: usize, shape: [usize; 3], missing: f32, rng: &mut impl Rng
     Array4::from_shape_fn((n, c, h, w), |(k, _, i, j)| keep[[k, i, j]])
 }
 
-/// The per-pixel mean image `[c, h, w]` of a batch.
-pub fn mean_image(x: &Array4<f32>) -> Result<Array3<f32>> {
-    x.mean_axis(Axis(0))
-        .ok_or_else(|| CoreError::arg("mean_image", "empty batch"))
+/// The per-pixel mean image `[c, h, w]` of a data set, accumulated in f64 over batches
+/// of 1000 (so a `u8` source is never expanded to `f32` all at once).
+pub fn mean_image(data: &dyn ImageSource) -> Result<Array3<f32>> {
+    if data.is_empty() {
+        return Err(CoreError::arg("mean_image", "empty data set"));
+    }
+    let [c, h, w] = data.image_shape();
+    let mut sum = Array3::<f64>::zeros((c, h, w));
+    for (_, b) in chunks(data, 1000) {
+        for im in b.axis_iter(Axis(0)) {
+            Zip::from(&mut sum)
+                .and(&im)
+                .for_each(|s, &v| *s += v as f64);
+        }
+    }
+    Ok(sum.mapv(|s| (s / data.len() as f64) as f32))
 }
 
 /// Errors on the missing pixels after imputation.
@@ -55,6 +68,28 @@ pub struct ImputationReport {
     pub mae_mean_fill: f64,
     /// The imputed images (observed pixels untouched).
     pub imputed: Array4<f32>,
+}
+
+impl ImputationReport {
+    /// The four errors as JSON (`mse`, `mse_mean_fill`, `mae`, `mae_mean_fill`, `missing`).
+    pub fn metrics_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mse": self.mse, "mse_mean_fill": self.mse_mean_fill,
+            "mae": self.mae, "mae_mean_fill": self.mae_mean_fill,
+            "missing": self.missing, "iterations": self.iterations,
+        })
+    }
+}
+
+impl std::fmt::Display for ImputationReport {
+    /// `MSE a vs mean-fill b (MAE c vs d) on n missing values`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "MSE {:.4} vs mean-fill {:.4} (MAE {:.4} vs {:.4}) on {} missing values",
+            self.mse, self.mse_mean_fill, self.mae, self.mae_mean_fill, self.missing
+        )
+    }
 }
 
 /// Imputes the pixels of `x` where `observed` is 0, starting from `fill` (`[c, h, w]`),
@@ -152,6 +187,8 @@ mod tests {
         let x = Array4::from_shape_simple_fn((3, 1, 4, 4), || rng.random::<f32>());
         let mask = mask_top_half(3, [1, 4, 4]);
         let fill = mean_image(&x).unwrap();
+        let direct = x.mean_axis(Axis(0)).unwrap();
+        assert!(fill.iter().zip(&direct).all(|(a, b)| (a - b).abs() < 1e-6));
         let r0 = impute(&mut vae, &x, &mask, &fill, 0).unwrap();
         assert_eq!(r0.missing, 3 * 8);
         assert_eq!(r0.mse, r0.mse_mean_fill);

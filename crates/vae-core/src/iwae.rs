@@ -146,7 +146,7 @@ pub fn log_likelihood(
                 .map(|i| {
                     let mut rng = image_rng(cfg.seed, i);
                     let mut x = data.batch(&[i]);
-                    cfg.binarization.apply(&mut x, &mut rng);
+                    cfg.binarization.apply(&mut x, &mut rng)?;
                     log_px_one(model, &x, cfg.k, cfg.chunk, &mut rng)
                 })
                 .collect()

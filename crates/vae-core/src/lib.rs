@@ -14,6 +14,7 @@ pub mod config;
 pub mod data;
 pub mod elbo;
 pub mod error;
+pub mod gallery;
 pub mod impute;
 pub mod iwae;
 pub mod model;

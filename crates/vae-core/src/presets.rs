@@ -31,10 +31,8 @@ pub fn encoder(cfg: &VaeConfig, rng: &mut impl Rng) -> Result<Sequential> {
             }
             enc
         }
-        Preset::Seed => conv::seed_encoder(c, h, w, rng)?.0,
-        Preset::Conv { channels, hidden } => {
-            conv::conv_encoder(c, h, w, *channels, *hidden, rng)?.0
-        }
+        Preset::Seed => conv::seed_encoder(c, h, w, rng)?,
+        Preset::Conv { channels, hidden } => conv::conv_encoder(c, h, w, *channels, *hidden, rng)?,
     })
 }
 
@@ -69,51 +67,108 @@ pub fn decoder(cfg: &VaeConfig, rng: &mut impl Rng) -> Result<Sequential> {
 }
 
 mod conv {
-    //! TEMPORARY until Conv2d/ConvTranspose2d are merged into vae-tensor.
+    //! The convolutional presets.
     use super::*;
-    use crate::error::CoreError;
-    fn pending() -> CoreError {
-        CoreError::config(
-            "preset",
-            "conv presets need vae-tensor's Conv2d (not merged yet)",
-        )
-    }
+    use vae_tensor::layers::conv2d::{Conv2d, Conv2dConfig};
+    use vae_tensor::layers::conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
+
     pub(super) fn seed_encoder(
-        _: usize,
-        _: usize,
-        _: usize,
-        _: &mut impl Rng,
-    ) -> Result<(Sequential, usize)> {
-        Err(pending())
+        c: usize,
+        h: usize,
+        w: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Sequential> {
+        let (h2, w2) = (h.saturating_sub(4), w.saturating_sub(4));
+        let enc = Sequential::new()
+            .push("conv1", Conv2d::new(Conv2dConfig::new(c, 32, 3), rng)?)
+            .push("relu1", ReLU::new())
+            .push("conv2", Conv2d::new(Conv2dConfig::new(32, 64, 3), rng)?)
+            .push("relu2", ReLU::new())
+            .push("flatten", Flatten::new())
+            .push("fc", Dense::new(64 * h2 * w2, 128, Init::HeNormal, rng)?)
+            .push("relu3", ReLU::new());
+        Ok(enc)
     }
+
     pub(super) fn seed_decoder(
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: &mut impl Rng,
+        c: usize,
+        h: usize,
+        w: usize,
+        d: usize,
+        rng: &mut impl Rng,
     ) -> Result<Sequential> {
-        Err(pending())
+        let (h4, w4) = (h / 4, w / 4);
+        let up = |c_in, c_out| {
+            ConvTranspose2dConfig::new(c_in, c_out, 3)
+                .stride(2)
+                .padding(1)
+                .output_padding(1)
+        };
+        Ok(Sequential::new()
+            .push("fc1", Dense::new(d, 128, Init::HeNormal, rng)?)
+            .push("relu1", ReLU::new())
+            .push("fc2", Dense::new(128, 64 * h4 * w4, Init::HeNormal, rng)?)
+            .push("relu2", ReLU::new())
+            .push("reshape", Reshape::new(vec![64, h4, w4]))
+            .push("deconv1", ConvTranspose2d::new(up(64, 64), rng)?)
+            .push("relu3", ReLU::new())
+            .push("deconv2", ConvTranspose2d::new(up(64, 32), rng)?)
+            .push("relu4", ReLU::new())
+            .push(
+                "deconv3",
+                ConvTranspose2d::new(ConvTranspose2dConfig::new(32, c, 3).padding(1), rng)?,
+            ))
     }
+
     pub(super) fn conv_encoder(
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: &mut impl Rng,
-    ) -> Result<(Sequential, usize)> {
-        Err(pending())
-    }
-    pub(super) fn conv_decoder(
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: &mut impl Rng,
+        c: usize,
+        h: usize,
+        w: usize,
+        ch: usize,
+        hidden: usize,
+        rng: &mut impl Rng,
     ) -> Result<Sequential> {
-        Err(pending())
+        let down = |c_in, c_out| Conv2dConfig::new(c_in, c_out, 4).stride(2).padding(1);
+        let enc = Sequential::new()
+            .push("conv1", Conv2d::new(down(c, ch), rng)?)
+            .push("relu1", ReLU::new())
+            .push("conv2", Conv2d::new(down(ch, 2 * ch), rng)?)
+            .push("relu2", ReLU::new())
+            .push("flatten", Flatten::new())
+            .push(
+                "fc",
+                Dense::new(2 * ch * (h / 4) * (w / 4), hidden, Init::HeNormal, rng)?,
+            )
+            .push("relu3", ReLU::new());
+        Ok(enc)
+    }
+
+    pub(super) fn conv_decoder(
+        c: usize,
+        h: usize,
+        w: usize,
+        d: usize,
+        ch: usize,
+        hidden: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Sequential> {
+        let (h4, w4) = (h / 4, w / 4);
+        let up = |c_in, c_out| {
+            ConvTranspose2dConfig::new(c_in, c_out, 4)
+                .stride(2)
+                .padding(1)
+        };
+        Ok(Sequential::new()
+            .push("fc1", Dense::new(d, hidden, Init::HeNormal, rng)?)
+            .push("relu1", ReLU::new())
+            .push(
+                "fc2",
+                Dense::new(hidden, 2 * ch * h4 * w4, Init::HeNormal, rng)?,
+            )
+            .push("relu2", ReLU::new())
+            .push("reshape", Reshape::new(vec![2 * ch, h4, w4]))
+            .push("deconv1", ConvTranspose2d::new(up(2 * ch, ch), rng)?)
+            .push("relu3", ReLU::new())
+            .push("deconv2", ConvTranspose2d::new(up(ch, c), rng)?))
     }
 }

@@ -104,6 +104,23 @@ pub struct EpochStats {
     pub images_per_sec: f64,
 }
 
+impl std::fmt::Display for EpochStats {
+    /// One line: epoch, train loss with its terms, test −ELBO, time and throughput.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {:>3}: train loss {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} | {:.1} s, {:.0} img/s",
+            self.epoch,
+            self.train_loss,
+            self.train_recon,
+            self.train_kl,
+            self.test_neg_elbo.unwrap_or(f64::NAN),
+            self.seconds,
+            self.images_per_sec
+        )
+    }
+}
+
 /// Trains a [`Vae`]; see the [module docs](self).
 pub struct Trainer {
     vae: Vae,
@@ -253,7 +270,7 @@ impl Trainer {
         let (mut sum_recon, mut sum_kl, mut sum_loss, mut seen) = (0.0, 0.0, 0.0, 0usize);
         for idx in order.chunks(self.cfg.batch_size) {
             let mut x = train.batch(idx);
-            self.cfg.binarization.apply(&mut x, &mut rng);
+            self.cfg.binarization.apply(&mut x, &mut rng)?;
             let w = self.vae.config().kl_weight(self.step);
             zero_grad(&mut self.vae);
             let terms = self.vae.train_step(&x, w, &mut rng)?;
@@ -333,7 +350,7 @@ pub fn evaluate(
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7E57);
     let (mut recon, mut kl, mut n) = (0.0, 0.0, 0usize);
     for (_, mut x) in chunks(data, 500) {
-        binarization.apply(&mut x, &mut rng);
+        binarization.apply(&mut x, &mut rng)?;
         let (r, k) = vae.evaluate(&x, &mut rng)?;
         recon += r.sum();
         kl += k.sum();

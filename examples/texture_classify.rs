@@ -16,14 +16,14 @@ use ndarray::{Array2, Axis};
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::PathBuf;
 use std::time::Instant;
-use vae_core::{png, Preset, TrainConfig, Trainer, Vae, VaeConfig};
+use vae_core::{png, Likelihood, Preset, TrainConfig, Trainer, Vae, VaeConfig, Variance};
 use vae_data::location::resolve_data_dir;
 use vae_vision::classical::LbpConfig;
 use vae_vision::classify::{Method, NeuralConfig};
 use vae_vision::knn::ChiSquareKnn;
 use vae_vision::metrics::classification::ConfusionMatrix;
 use vae_vision::texture::{
-    encode_features, lbp_descriptors, score_methods, vote, FeatureKind, MethodScore,
+    encode_features, lbp_descriptors, pool_by_owner, score_methods, vote, FeatureKind, MethodScore,
 };
 use vae_vision::texture_task::RecognitionTask;
 
@@ -55,10 +55,10 @@ struct Args {
     #[arg(long, default_value_t = 40)]
     train_per_class: usize,
     /// Textures: patch side in pixels.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     patch: usize,
     /// Textures: step between patches.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     stride: usize,
     /// Where PNGs go.
     #[arg(long, default_value = "out/texture_classify")]
@@ -115,10 +115,18 @@ fn main() -> Result<()> {
 
     // 1. The VAE learns from every training item, without labels.
     let (_, c, h, w) = task.train.dim();
+    // Grey textures: a Gaussian with a learned variance (a Bernoulli on grey levels is dominated
+    // by the targets' own entropy and lets the posterior collapse). Digits: Bernoulli.
+    let likelihood = if args.dataset == "textures" {
+        Likelihood::Gaussian(Variance::Learned { init_logvar: -4.0 })
+    } else {
+        Likelihood::Bernoulli
+    };
     let cfg = VaeConfig {
         input_shape: [c, h, w],
         latent: args.latent,
         preset: Preset::conv(),
+        likelihood,
         ..VaeConfig::default()
     };
     let vae = Vae::new(cfg, &mut rng)?;
@@ -176,6 +184,30 @@ fn main() -> Result<()> {
         vote_on,
         &mut rng,
     )?;
+    if task.train_images.len() < task.train_y.len() {
+        // Patches: also pool each image's patch latents (mean and spread) into one descriptor.
+        let images: Vec<usize> = {
+            let mut v: Vec<usize> = labelled.iter().map(|&i| task.train_owner[i]).collect();
+            v.dedup();
+            v
+        };
+        let pooled_train = pool_by_owner(&f_train, &task.train_owner, task.train_images.len())?
+            .select(Axis(0), &images);
+        let pooled_test = pool_by_owner(&f_test, &task.test_owner, task.test_images.len())?;
+        let y: Vec<usize> = images.iter().map(|&i| task.train_image_y[i]).collect();
+        let ids: Vec<usize> = (0..task.test_images.len()).collect();
+        scores.extend(score_methods(
+            "vae-pooled",
+            &methods,
+            pooled_train.view(),
+            &y,
+            pooled_test.view(),
+            &task.test_image_y,
+            classes,
+            Some((&ids, ids.len(), &task.test_image_y)),
+            &mut rng,
+        )?);
+    }
     let flat = |x: &ndarray::Array4<f32>| -> Array2<f32> {
         let n = x.dim().0;
         x.to_shape((n, c * h * w)).expect("contiguous").to_owned()

@@ -40,6 +40,15 @@ pub struct RecognitionTask {
     pub test_image_y: Vec<usize>,
 }
 
+/// Maps an image to mean 0.5 and standard deviation 0.2, clipped to [0, 1].
+pub fn normalize_contrast(img: &mut ndarray::Array3<f32>) {
+    let n = img.len().max(1) as f64;
+    let mean = img.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = img.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let scale = 0.2 / var.sqrt().max(1e-6);
+    img.mapv_inplace(|v| ((v as f64 - mean) * scale + 0.5).clamp(0.0, 1.0) as f32);
+}
+
 fn grey_images(x: &Array4<f32>) -> Vec<Array2<f32>> {
     x.axis_iter(Axis(0))
         .map(|img| img.index_axis(Axis(0), 0).to_owned())
@@ -71,7 +80,9 @@ impl RecognitionTask {
 
     /// An image folder with one subfolder per class (e.g. KTH-TIPS): `train_per_class`
     /// random images of each class train, the rest test; items are `patch × patch` grey
-    /// patches on a `stride` grid.
+    /// patches on a `stride` grid. Each image is first normalised to mean 0.5 and standard
+    /// deviation 0.2 (clipped to [0, 1]), which removes global illumination and contrast
+    /// changes (KTH-TIPS varies both).
     pub fn texture_folder(
         dir: &Path,
         train_per_class: usize,
@@ -79,7 +90,10 @@ impl RecognitionTask {
         stride: usize,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let folder = load_image_folder(dir, ColorMode::Gray)?;
+        let mut folder = load_image_folder(dir, ColorMode::Gray)?;
+        for img in &mut folder.images {
+            normalize_contrast(img);
+        }
         let (train_idx, test_idx) = split_images_per_class(&folder.labels, train_per_class, rng)?;
         if test_idx.is_empty() {
             return Err(VisionError::Empty {

@@ -304,7 +304,9 @@ impl Matcher {
         // ground-truth pixel with a free detected pixel on that ring.
         let mut pairs = 0usize;
         // Only ground-truth pixels with some detection in reach can ever be matched.
-        let reachable: Vec<u32> = (0..n_l as u32).filter(|&l| self.any_det_near(self.gt[l as usize] as usize)).collect();
+        let reachable: Vec<u32> = (0..n_l as u32)
+            .filter(|&l| self.any_det_near(self.gt[l as usize] as usize))
+            .collect();
         self.free_l = reachable;
         for ring in &self.rings {
             self.free_l.retain(|&l| {
@@ -344,7 +346,12 @@ impl Matcher {
             self.dist.clear();
             self.dist.resize(n_l, INF);
             self.queue.clear();
-            let free: Vec<u32> = self.free_l.iter().copied().filter(|&l| self.match_l[l as usize] == NONE).collect();
+            let free: Vec<u32> = self
+                .free_l
+                .iter()
+                .copied()
+                .filter(|&l| self.match_l[l as usize] == NONE)
+                .collect();
             self.free_l = free;
             for i in 0..self.free_l.len() {
                 let l = self.free_l[i] as usize;

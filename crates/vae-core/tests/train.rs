@@ -1,0 +1,178 @@
+//! Trainer behaviour on small synthetic data: learning, exact resume, NaN guard.
+
+use ndarray::Array4;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vae_core::checkpoint::{collect_weights, Checkpoint};
+use vae_core::{Binarization, CoreError, Preset, TrainConfig, Trainer, Vae, VaeConfig};
+
+/// `n` 6×6 images, each a random horizontal or vertical bar with a little noise.
+fn bars(n: usize, seed: u64) -> Array4<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut x = Array4::zeros((n, 1, 6, 6));
+    for i in 0..n {
+        let k = rng.random_range(0..6);
+        let vertical = rng.random::<bool>();
+        for j in 0..6 {
+            let (r, c) = if vertical { (j, k) } else { (k, j) };
+            x[[i, 0, r, c]] = 1.0;
+        }
+    }
+    x.mapv_inplace(|v| 0.05 + 0.9 * v);
+    x
+}
+
+fn cfg() -> VaeConfig {
+    VaeConfig {
+        input_shape: [1, 6, 6],
+        latent: 2,
+        preset: Preset::Mlp { hidden: vec![32] },
+        ..VaeConfig::default()
+    }
+}
+
+fn tcfg(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        lr: 3e-3,
+        seed: 9,
+        binarization: Binarization::Dynamic,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn training_lowers_the_test_loss() {
+    let (train, test) = (bars(256, 1), bars(64, 2));
+    let vae = Vae::new(cfg(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut t = Trainer::new(
+        vae,
+        TrainConfig {
+            binarization: Binarization::None,
+            ..tcfg(8)
+        },
+    )
+    .unwrap();
+    let hist = t.fit(&train, Some(&test), |_| {}).unwrap();
+    assert_eq!(hist.len(), 8);
+    let first = hist[0].test_neg_elbo.unwrap();
+    let last = hist[7].test_neg_elbo.unwrap();
+    // 36 pixels at p = 0.05/0.95 cost at least 36·H(0.05) ≈ 7.2 nats; a useless model ≈ 25.
+    assert!(last < 0.8 * first, "test -ELBO {first:.2} -> {last:.2}");
+    assert_eq!(t.step(), 8 * 16);
+}
+
+#[test]
+fn resume_continues_bit_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let train = bars(100, 3); // 100 / 16: the last batch is partial
+
+    let vae = Vae::new(cfg(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut straight = Trainer::new(vae, tcfg(2)).unwrap();
+    straight.fit(&train, None, |_| {}).unwrap();
+
+    let vae = Vae::new(cfg(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut first = Trainer::new(
+        vae,
+        TrainConfig {
+            checkpoint: Some(path.clone()),
+            ..tcfg(1)
+        },
+    )
+    .unwrap();
+    first.fit(&train, None, |_| {}).unwrap();
+    drop(first);
+    let mut resumed = Trainer::resume(&path, tcfg(2)).unwrap();
+    assert_eq!((resumed.epoch(), resumed.step()), (1, 7));
+    resumed.fit(&train, None, |_| {}).unwrap();
+
+    assert_eq!(resumed.step(), straight.step());
+    assert_eq!(
+        collect_weights(resumed.vae()),
+        collect_weights(straight.vae())
+    );
+    let losses = |t: &Trainer| {
+        t.history()
+            .iter()
+            .map(|s| (s.epoch, s.train_loss))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&resumed), losses(&straight));
+}
+
+#[test]
+fn nan_loss_names_the_step_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let good = bars(32, 4);
+    let vae = Vae::new(cfg(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let tc = TrainConfig {
+        checkpoint: Some(path.clone()),
+        binarization: Binarization::None,
+        ..tcfg(5)
+    };
+    let mut t = Trainer::new(vae, tc).unwrap();
+    t.train_epoch(&good, None).unwrap();
+    let saved = Checkpoint::load(&path).unwrap();
+
+    let mut bad = good.clone();
+    bad.fill(f32::NAN);
+    let e = t.train_epoch(&bad, None).unwrap_err();
+    match e {
+        CoreError::Diverged { step, epoch, loss } => {
+            assert_eq!(
+                step, 2,
+                "two good steps in epoch 1, the third is the first bad one"
+            );
+            assert_eq!(epoch, 1);
+            assert!(loss.is_nan());
+        }
+        other => panic!("wrong error {other:?}"),
+    }
+    assert_eq!(
+        Checkpoint::load(&path).unwrap(),
+        saved,
+        "checkpoint of the last good epoch intact"
+    );
+    assert_eq!(
+        collect_weights(t.vae()),
+        saved.weights,
+        "weights not touched by the bad step"
+    );
+}
+
+#[test]
+fn resume_from_a_mismatched_checkpoint_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let vae = Vae::new(cfg(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut t = Trainer::new(vae, tcfg(1)).unwrap();
+    t.save(&path).unwrap();
+    let mut other = Vae::new(
+        VaeConfig {
+            preset: Preset::Mlp { hidden: vec![16] },
+            ..cfg()
+        },
+        &mut StdRng::seed_from_u64(0),
+    )
+    .unwrap();
+    let e = Checkpoint::load(&path)
+        .unwrap()
+        .apply_weights(&mut other, &path)
+        .unwrap_err();
+    match e {
+        CoreError::CheckpointShape {
+            tensor,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(tensor, "encoder.fc1.weight");
+            assert_eq!(expected, vec![16, 36]);
+            assert_eq!(found, vec![32, 36]);
+        }
+        other => panic!("wrong error {other:?}"),
+    }
+}

@@ -12,13 +12,14 @@
 //!    "elem/s" reads as images/s) for regression tracking.
 //!
 //! Data: uniform random pixels (speed does not depend on the values). `VAE_BENCH_STEPS`
-//! changes the number of timed steps; `VAE_BENCH_CRITERION=1` also runs the criterion group.
+//! and `VAE_BENCH_WARMUP` change the number of timed and warm-up steps (defaults 200 and 20,
+//! as the PyTorch script); `VAE_BENCH_CRITERION=1` also runs the criterion group.
 use criterion::{criterion_group, Criterion, Throughput};
 use ndarray::Array4;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
-use vae_core::{Preset, Vae, VaeConfig};
+use vae_core::{ImageSource, Preset, Vae, VaeConfig};
 use vae_tensor::optim::{Adam, AdamConfig, Optimizer};
 use vae_tensor::zero_grad;
 
@@ -29,14 +30,6 @@ fn seed_vae() -> Vae {
         ..VaeConfig::default()
     };
     Vae::new(cfg, &mut StdRng::seed_from_u64(0)).expect("seed preset builds")
-}
-
-fn data(n: usize) -> (Array4<f32>, String) {
-    let mut rng = StdRng::seed_from_u64(0);
-    (
-        Array4::from_shape_simple_fn((n, 1, 28, 28), || rng.random::<f32>()),
-        "random".into(),
-    )
 }
 
 /// One training step: zero grads, forward, backward, Adam.
@@ -65,6 +58,17 @@ impl Step {
     }
 }
 
+/// This process's user + system CPU seconds from `/proc/self/stat` (`None` elsewhere).
+/// The machine is shared: images per CPU-second is less disturbed by other jobs than
+/// images per wall-clock second.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Images/s of `f` per chunk of `chunk` calls over `calls` calls (sorted ascending).
 fn timed_chunks(mut f: impl FnMut(), calls: usize, chunk: usize, batch: usize) -> Vec<f64> {
     let mut rates = Vec::new();
@@ -82,13 +86,41 @@ fn timed_chunks(mut f: impl FnMut(), calls: usize, chunk: usize, batch: usize) -
     rates
 }
 
+/// Times `f` (`calls` calls in chunks of `chunk`), prints the CSV row and returns it as JSON.
+fn measure(
+    mode: &str,
+    threads: usize,
+    batch: usize,
+    calls: usize,
+    chunk: usize,
+    f: impl FnMut(),
+) -> serde_json::Value {
+    let c0 = cpu_seconds();
+    let r = timed_chunks(f, calls, chunk, batch);
+    let per_cpu_s = cpu_seconds()
+        .zip(c0)
+        .map(|(b, a)| (calls * batch) as f64 / (b - a).max(0.01));
+    let (med, lo, hi) = (r[r.len() / 2], r[0], r[r.len() - 1]);
+    let cpu = per_cpu_s.map(|v| format!("{v:.0}")).unwrap_or_default();
+    println!(
+        "vae-rs,{mode},{threads},{batch},{med:.0},{lo:.0},{hi:.0},{},random,{cpu}",
+        r.len()
+    );
+    serde_json::json!({"mode": mode, "threads": threads, "batch": batch, "median_images_per_sec": med,
+        "min": lo, "max": hi, "images_per_cpu_second": per_cpu_s})
+}
+
 fn protocol() -> serde_json::Value {
-    let (x_all, src) = data(1024);
+    let mut rng = StdRng::seed_from_u64(0);
+    let x_all = Array4::from_shape_simple_fn((1024, 1, 28, 28), || rng.random::<f32>());
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let (steps, warmup) = (env("VAE_BENCH_STEPS", 200), env("VAE_BENCH_WARMUP", 20));
     let mut rows = Vec::new();
-    let steps: usize = std::env::var("VAE_BENCH_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
     for threads in [1usize, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -99,64 +131,46 @@ fn protocol() -> serde_json::Value {
                 let mut step = Step::new();
                 let mut pos = 0;
                 let mut next = || {
-                    if pos + batch > x_all.dim().0 {
-                        pos = 0;
-                    }
-                    let idx: Vec<usize> = (pos..pos + batch).collect();
-                    pos += batch;
-                    vae_core::ImageSource::batch(&x_all, &idx)
+                    pos = if pos + 2 * batch > x_all.dim().0 {
+                        0
+                    } else {
+                        pos + batch
+                    };
+                    x_all.batch(&(pos..pos + batch).collect::<Vec<_>>())
                 };
-                for _ in 0..20 {
+                for _ in 0..warmup {
                     step.run(&next());
                 }
-                let r = timed_chunks(
-                    || {
-                        step.run(&next());
-                    },
-                    steps,
-                    20,
-                    batch,
-                );
-                let med = r[r.len() / 2];
-                println!(
-                    "vae-rs,train,{threads},{batch},{med:.0},{:.0},{:.0},{},{src}",
-                    r[0],
-                    r[r.len() - 1],
-                    r.len()
-                );
-                rows.push(
-                    serde_json::json!({"mode": "train", "threads": threads, "batch": batch,
-                    "median_images_per_sec": med, "min": r[0], "max": r[r.len() - 1]}),
-                );
+                rows.push(measure("train", threads, batch, steps, 20, || {
+                    step.run(&next());
+                }));
             }
             let mut vae = seed_vae();
-            let x = vae_core::ImageSource::batch(&x_all, &(0..256).collect::<Vec<_>>());
+            let x = x_all.batch(&(0..256).collect::<Vec<_>>());
             let mut infer = || {
                 let (mu, _) = vae.encode(&x).expect("encode");
                 std::hint::black_box(vae.decode(&mu).expect("decode"));
             };
-            for _ in 0..5 {
+            for _ in 0..5.min(warmup.max(1)) {
                 infer();
             }
-            let r = timed_chunks(infer, 60, 10, 256);
-            let med = r[r.len() / 2];
-            println!(
-                "vae-rs,infer,{threads},256,{med:.0},{:.0},{:.0},{},{src}",
-                r[0],
-                r[r.len() - 1],
-                r.len()
-            );
-            rows.push(
-                serde_json::json!({"mode": "infer", "threads": threads, "batch": 256,
-                "median_images_per_sec": med, "min": r[0], "max": r[r.len() - 1]}),
-            );
+            rows.push(measure(
+                "infer",
+                threads,
+                256,
+                (3 * steps / 10).max(10),
+                10,
+                infer,
+            ));
         });
     }
-    serde_json::json!({ "model": "seed (latent 2)", "data": src, "steps": steps, "results": rows })
+    serde_json::json!({ "model": "seed (latent 2)", "data": "random", "steps": steps, "warmup": warmup,
+        "results": rows })
 }
 
 fn criterion_train(c: &mut Criterion) {
-    let (x_all, _) = data(128);
+    let mut rng = StdRng::seed_from_u64(0);
+    let x_all = Array4::from_shape_simple_fn((128, 1, 28, 28), || rng.random::<f32>());
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10);
     g.throughput(Throughput::Elements(128));
@@ -168,7 +182,9 @@ fn criterion_train(c: &mut Criterion) {
 criterion_group!(benches, criterion_train);
 
 fn main() {
-    println!("framework,mode,threads,batch,median_img_s,min_img_s,max_img_s,chunks,data");
+    println!(
+        "framework,mode,threads,batch,median_img_s,min_img_s,max_img_s,chunks,data,img_per_cpu_s"
+    );
     let report = protocol();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vae-bench");
     std::fs::create_dir_all(&dir).expect("create target/vae-bench");

@@ -203,51 +203,60 @@ impl Checkpoint {
     /// shape agrees; on any mismatch nothing is changed and the error names the tensor and
     /// both shapes. `path` is only used in error messages.
     pub fn apply_weights(&self, model: &mut dyn Parameterized, path: &Path) -> Result<()> {
-        let file: HashMap<&str, &ArrayD<f32>> =
-            self.weights.iter().map(|(n, a)| (n.as_str(), a)).collect();
-        let mut first_err: Option<CoreError> = None;
-        let mut seen = BTreeSet::new();
-        model.visit_params("", &mut |name, p| {
-            if first_err.is_some() {
-                return;
-            }
-            seen.insert(name.to_string());
-            match file.get(name) {
-                None => {
-                    first_err = Some(CoreError::CheckpointTensor {
-                        path: path.to_path_buf(),
-                        tensor: name.to_string(),
-                        reason: "missing from file".into(),
-                    })
-                }
-                Some(a) if a.shape() != p.value.shape() => {
-                    first_err = Some(CoreError::CheckpointShape {
-                        path: path.to_path_buf(),
-                        tensor: name.to_string(),
-                        expected: p.value.shape().to_vec(),
-                        found: a.shape().to_vec(),
-                    })
-                }
-                _ => {}
-            }
-        });
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        if let Some((extra, _)) = self.weights.iter().find(|(n, _)| !seen.contains(n)) {
-            return Err(CoreError::CheckpointTensor {
-                path: path.to_path_buf(),
-                tensor: extra.clone(),
-                reason: "not in model".into(),
-            });
-        }
-        model.visit_params("", &mut |name, p| {
-            if let Some(a) = file.get(name) {
-                p.value.assign(*a);
-            }
-        });
-        Ok(())
+        load_weights(model, &self.weights, path)
     }
+}
+
+/// Copies named `weights` into `model` (see [`Checkpoint::apply_weights`]); `path` is only
+/// used in error messages.
+pub fn load_weights(
+    model: &mut dyn Parameterized,
+    weights: &[(String, ArrayD<f32>)],
+    path: &Path,
+) -> Result<()> {
+    let file: HashMap<&str, &ArrayD<f32>> = weights.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    let mut first_err: Option<CoreError> = None;
+    let mut seen = BTreeSet::new();
+    model.visit_params("", &mut |name, p| {
+        if first_err.is_some() {
+            return;
+        }
+        seen.insert(name.to_string());
+        match file.get(name) {
+            None => {
+                first_err = Some(CoreError::CheckpointTensor {
+                    path: path.to_path_buf(),
+                    tensor: name.to_string(),
+                    reason: "missing from file".into(),
+                })
+            }
+            Some(a) if a.shape() != p.value.shape() => {
+                first_err = Some(CoreError::CheckpointShape {
+                    path: path.to_path_buf(),
+                    tensor: name.to_string(),
+                    expected: p.value.shape().to_vec(),
+                    found: a.shape().to_vec(),
+                })
+            }
+            _ => {}
+        }
+    });
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    if let Some((extra, _)) = weights.iter().find(|(n, _)| !seen.contains(n)) {
+        return Err(CoreError::CheckpointTensor {
+            path: path.to_path_buf(),
+            tensor: extra.clone(),
+            reason: "not in model".into(),
+        });
+    }
+    model.visit_params("", &mut |name, p| {
+        if let Some(a) = file.get(name) {
+            p.value.assign(*a);
+        }
+    });
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, and a

@@ -376,17 +376,18 @@ impl Vae {
     }
 
     /// A fresh model with the same configuration and a copy of every parameter value (for
-    /// one model per thread).
+    /// one model per thread). Models from [`Vae::from_parts`] whose layers differ from their
+    /// preset cannot be rebuilt from the config: that is a [`CoreError::CheckpointShape`] or
+    /// [`CoreError::CheckpointTensor`] error naming the first tensor that differs.
     pub fn try_clone(&mut self) -> Result<Vae> {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
         let mut copy = Vae::new(self.config.clone(), &mut rng)?;
         let weights = crate::checkpoint::collect_weights(self);
-        let mut it = weights.into_iter();
-        copy.visit_params("", &mut |_, p| {
-            if let Some((_, v)) = it.next() {
-                p.value.assign(&v);
-            }
-        });
+        crate::checkpoint::load_weights(
+            &mut copy,
+            &weights,
+            std::path::Path::new("<in-memory copy>"),
+        )?;
         Ok(copy)
     }
 }

@@ -243,3 +243,36 @@ fn seed_preset_has_the_reference_shapes() {
     let torch = 320 + 18_496 + 4_718_720 + 2 * 258 + 384 + 404_544 + 36_928 + 18_464 + 289;
     assert_eq!(vae_tensor::num_params(&mut vae), torch);
 }
+
+#[test]
+fn custom_parts_cannot_be_cloned_from_the_preset() {
+    use vae_tensor::init::Init;
+    use vae_tensor::layers::{
+        dense::Dense,
+        reshape::{Flatten, Reshape},
+        sequential::Sequential,
+    };
+    let mut rng = StdRng::seed_from_u64(0);
+    let cfg = VaeConfig {
+        input_shape: [1, 4, 4],
+        latent: 2,
+        preset: Preset::mlp(),
+        ..VaeConfig::default()
+    };
+    let enc = Sequential::new()
+        .push("flatten", Flatten::new())
+        .push("fc1", Dense::new(16, 5, Init::HeNormal, &mut rng).unwrap());
+    let dec = Sequential::new()
+        .push("fc", Dense::new(2, 16, Init::HeNormal, &mut rng).unwrap())
+        .push("reshape", Reshape::new(vec![1, 4, 4]));
+    let mut vae = Vae::from_parts(cfg, enc, dec, &mut rng).unwrap();
+    assert!(vae.reconstruct(&Array4::zeros((1, 1, 4, 4))).is_ok());
+    let e = vae.try_clone().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CoreError::CheckpointShape { .. } | CoreError::CheckpointTensor { .. }
+        ),
+        "{e:?}"
+    );
+}

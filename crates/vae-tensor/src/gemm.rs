@@ -286,44 +286,6 @@ pub fn sgemm_par(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<
         });
 }
 
-/// Runs `f` inside a function compiled with AVX-512F + FMA (or AVX2 + FMA) enabled, when the
-/// CPU has them, so that the fixed-width lane loops of the direct convolution kernels
-/// (`[f32; 16]` arrays and `mul_add`, inlined into `f`) become vector FMAs. The crate is
-/// built for the baseline x86-64 target (SSE2), where `mul_add` would be a library call.
-///
-/// `f` should be a small closure that calls `#[inline(always)]` code, so it is inlined into
-/// the feature-enabled function. The result does not depend on the path taken: every
-/// operation is an IEEE `f32` multiply-add or add in a fixed order.
-#[inline]
-pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the only requirement of a `#[target_feature]` function is that the CPU
-            // supports the features it enables; AVX-512F, AVX2 and FMA were detected at run
-            // time just above.
-            return unsafe { avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX2 and FMA were detected at run time just above.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
-}
-
 /// The specification of [`sgemm`]: three loops, f64 accumulation, no blocking.
 /// With `beta == 0.0` the old contents of `C` are ignored.
 #[track_caller]

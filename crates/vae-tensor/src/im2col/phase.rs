@@ -157,37 +157,6 @@ impl PhaseIm2col {
         }
     }
 
-    /// Length of the phase-plane scratch of one channel (`s²` planes of `ph·pw`).
-    pub(crate) fn phases_len_pub(&self) -> usize {
-        self.phases_len()
-    }
-
-    /// For every tap `(ky, kx)` in row-major order, the offset in one channel's phase
-    /// scratch where its extended im2col row starts: column `oy·ext_width() + ox` of the
-    /// row is `phases[offset + oy·ext_width() + ox]`.
-    pub(crate) fn tap_offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        let plen = self.ph * self.pw;
-        self.taps
-            .iter()
-            .map(move |&(phase, start)| phase * plen + start)
-    }
-
-    /// Splits one channel plane into its zero-padded phase planes (`phases` is exactly
-    /// [`phases_len_pub`](Self::phases_len_pub) long).
-    #[track_caller]
-    pub(crate) fn split_plane(&self, g: &Conv2dGeom, plane: &[f32], phases: &mut [f32]) {
-        self.check(g);
-        self.split(g, plane, phases);
-    }
-
-    /// Writes the real pixels of one channel's phase planes onto `plane` (every pixel
-    /// written once).
-    #[track_caller]
-    pub(crate) fn merge_plane(&self, g: &Conv2dGeom, phases: &[f32], plane: &mut [f32]) {
-        self.check(g);
-        self.merge(g, phases, plane, true);
-    }
-
     /// Writes the extended im2col matrix of one image `x` (`[c_in, h_in, w_in]`) into `col`
     /// (row `r` starts at `col[r·ld]`, `ext_plane(g)` entries per row). `phases` is scratch.
     ///

@@ -28,7 +28,6 @@
 //! group order afterwards. `nb` and the groups depend only on the shapes, never on the
 //! thread count, so results are bit-identical for any number of threads.
 
-use super::direct;
 use crate::gemm::{sgemm, MatMut, MatRef};
 use crate::im2col::phase::{compact, expand};
 use crate::im2col::PhaseIm2col;
@@ -132,33 +131,6 @@ impl ConvScratch {
     }
 }
 
-impl ConvScratch {
-    /// As [`ConvScratch::prepare`] for the [`direct`] kernels: only the phase scratch (one
-    /// image at a time) and the per-group gradients.
-    fn prepare_direct(
-        &mut self,
-        g: &Conv2dGeom,
-        grads: Option<usize>,
-    ) -> (Plan, &mut [GroupBuf], &PhaseIm2col) {
-        self.phase.prepare(g);
-        let plan = Plan::new(g.n, self.phase.ext_plane(g));
-        if self.groups.len() < plan.groups {
-            self.groups.resize_with(plan.groups, GroupBuf::default);
-        }
-        let len = direct::scratch_len(&self.phase);
-        for b in &mut self.groups[..plan.groups] {
-            grow(&mut b.phases, len);
-            if let Some(db_len) = grads {
-                b.dw.clear();
-                b.dw.resize(g.c_out * g.col_rows(), 0.0);
-                b.db.clear();
-                b.db.resize(db_len, 0.0);
-            }
-        }
-        (plan, &mut self.groups[..plan.groups], &self.phase)
-    }
-}
-
 /// Runs `f(group buffers, a-chunk, b-chunk)` for every group, in parallel when the work is
 /// large enough. `a` and `b` are cut into per-group chunks of `a_img`/`b_img` scalars per
 /// image. Groups are fixed by `plan`, so the serial and parallel paths give the same numbers.
@@ -244,16 +216,6 @@ pub fn conv_forward(
     if g.n == 0 {
         return;
     }
-    if direct::applies(g) {
-        let (plan, bufs, ph) = scratch.prepare_direct(g, None);
-        let (in_img, out_img) = (g.in_image(), g.out_image());
-        run_groups(g, &plan, bufs, x, in_img, y, out_img, |buf, xg, yg| {
-            for (xi, yi) in xg.chunks(in_img).zip(yg.chunks_mut(out_img)) {
-                direct::w_col(g, ph, xi, w, bias, yi, &mut buf.phases);
-            }
-        });
-        return;
-    }
     let (plan, bufs, ph) = scratch.prepare(g, None);
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
     let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
@@ -299,22 +261,6 @@ pub fn conv_backward(
     scratch: &mut ConvScratch,
 ) {
     if g.n == 0 {
-        return;
-    }
-    if direct::applies(g) {
-        let (plan, bufs, ph) = scratch.prepare_direct(g, Some(g.c_out));
-        let (in_img, out_img, p) = (g.in_image(), g.out_image(), g.out_plane());
-        let with_bias = db.is_some();
-        run_groups(g, &plan, bufs, dy, out_img, x_dx, in_img, |buf, dyg, xg| {
-            for (dyi, xi) in dyg.chunks(out_img).zip(xg.chunks_mut(in_img)) {
-                direct::dw_col(g, ph, xi, dyi, &mut buf.dw, &mut buf.phases);
-                if with_bias {
-                    sum_bias(dyi, &mut buf.db, p);
-                }
-                direct::col2im_wt(g, ph, dyi, w, None, xi, &mut buf.phases);
-            }
-        });
-        reduce_grads(&scratch.groups[..plan.groups], dw, db);
         return;
     }
     let (plan, bufs, ph) = scratch.prepare(g, Some(g.c_out));
@@ -379,17 +325,6 @@ pub fn conv_adjoint(
     if g.n == 0 {
         return;
     }
-    if direct::applies(g) {
-        let (plan, bufs, ph) = scratch.prepare_direct(g, None);
-        let (in_img, out_img) = (g.in_image(), g.out_image());
-        let b0 = bias.map(|b| b[0]);
-        run_groups(g, &plan, bufs, y, out_img, x, in_img, |buf, yg, xg| {
-            for (yi, xi) in yg.chunks(out_img).zip(xg.chunks_mut(in_img)) {
-                direct::col2im_wt(g, ph, yi, w, b0, xi, &mut buf.phases);
-            }
-        });
-        return;
-    }
     let (plan, bufs, ph) = scratch.prepare(g, None);
     let (k, c_out) = (g.col_rows(), g.c_out);
     let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
@@ -436,23 +371,6 @@ pub fn conv_adjoint_backward(
     scratch: &mut ConvScratch,
 ) {
     if g.n == 0 {
-        return;
-    }
-    if direct::applies(g) {
-        let (plan, bufs, ph) = scratch.prepare_direct(g, Some(g.c_in));
-        let (in_img, out_img) = (g.in_image(), g.out_image());
-        let with_bias = db.is_some();
-        run_groups(g, &plan, bufs, dx, in_img, y_dy, out_img, |buf, dxg, yg| {
-            for (dxi, yi) in dxg.chunks(in_img).zip(yg.chunks_mut(out_img)) {
-                // dw += y · im2col(dx)ᵀ reads y before it is overwritten by W · im2col(dx).
-                direct::dw_col(g, ph, dxi, yi, &mut buf.dw, &mut buf.phases);
-                if with_bias {
-                    sum_bias(dxi, &mut buf.db, g.in_plane());
-                }
-                direct::w_col(g, ph, dxi, w, None, yi, &mut buf.phases);
-            }
-        });
-        reduce_grads(&scratch.groups[..plan.groups], dw, db);
         return;
     }
     let (plan, bufs, ph) = scratch.prepare(g, Some(g.c_in));

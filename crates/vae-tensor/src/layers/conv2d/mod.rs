@@ -3,7 +3,6 @@
 //! The batched kernels live in [`kernel`] and are shared with
 //! [`ConvTranspose2d`](crate::layers::conv_transpose2d::ConvTranspose2d).
 
-pub mod direct;
 pub mod kernel;
 #[cfg(test)]
 mod tests;

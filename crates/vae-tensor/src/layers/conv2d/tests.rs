@@ -65,7 +65,7 @@ const CASES: &[Case] = &[
     ([3, 4, 8, 13], 3, [3, 2], 2, 1, 2),
     ([1, 1, 6, 6], 3, [1, 1], 1, 0, 1),
     ([2, 2, 24, 25], 3, [3, 3], 1, 1, 1),
-    // One input channel: the direct (gemm-free) kernels, with stride 2, padding, dilation.
+    // One input channel (the conv 1->32 case), with stride 2, padding, dilation.
     ([3, 1, 9, 19], 4, [3, 3], 2, 1, 2),
 ];
 
@@ -246,7 +246,7 @@ fn backward_twice_doubles_the_gradients() -> Result<()> {
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(15);
     // Large enough to take the parallel path (> 2^20 MACs, several groups); the second
-    // case (one input channel) runs the direct kernels.
+    // case has one input channel (a gemm dimension of 9).
     let cases: [Case; 2] = [
         ([16, 8, 16, 16], 8, [3, 3], 1, 1, 1),
         ([24, 1, 28, 28], 32, [3, 3], 1, 0, 1),

@@ -85,7 +85,7 @@ fn cases() -> Vec<([usize; 4], ConvTranspose2dConfig)> {
         ),
         ([2, 3, 7, 7], c(3, 2, 3).stride(1).padding(1)),
         ([2, 2, 24, 23], c(2, 1, 3).padding(1)),
-        // One output channel with stride 2 and output padding: the direct kernels.
+        // One output channel with stride 2 and output padding.
         (
             [3, 3, 5, 9],
             c(3, 1, 3).stride(2).padding(1).output_padding(1),
@@ -230,7 +230,7 @@ fn backward_twice_doubles_the_gradients() -> Result<()> {
 #[test]
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(25);
-    // The second configuration (one output channel) runs the direct kernels.
+    // The second configuration has one output channel (a gemm dimension of 9).
     let configs = [
         (
             [24, 16, 7, 7],

@@ -5,7 +5,8 @@
 //! so its "elem/s" column reads as **FLOP/s** (FLOPs = 2 × multiply-adds, counted from the
 //! formula, bias ignored). After criterion, a second timing pass writes
 //! `$CARGO_TARGET_DIR/vae-bench/kernels.json` (default `target/vae-bench/kernels.json`) with
-//! GFLOP/s and the ratio to sgemm 1024³ at the same thread count. That pass runs all kernels
+//! GFLOP/s and the ratios to sgemm 1024³ (`ratio_to_sgemm`) and to sgemm 512³
+//! (`ratio_to_sgemm_512`) at the same thread count. That pass runs all kernels
 //! round-robin, one iteration each per round, and takes medians, so that every kernel and
 //! the reference see the same background load (the machine is shared); the ratio is the
 //! median of per-round ratios.

@@ -8,7 +8,7 @@
 //! let images = Array4::<f32>::zeros((10, 1, 2, 2));
 //! let labels: Vec<u8> = (0..10).collect();
 //! let mut rng = StdRng::seed_from_u64(0);
-//! for epoch in 0..2 {
+//! for _epoch in 0..2 {
 //!     // A fresh permutation each epoch, drawn from the one seeded rng.
 //!     let sizes: Vec<usize> = shuffled_batches(images.view(), &labels, 4, LastBatch::Keep, &mut rng)?
 //!         .map(|b| b.labels.len())

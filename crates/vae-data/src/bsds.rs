@@ -204,6 +204,7 @@ pub fn load_bsds_image_with(dir: &Path, id: &str, limits: &Limits) -> Result<Bsd
         });
     }
     let img = open_image(&jpg, limits)?;
+    limits.check(&jpg, 3 * 4 * img.width() as u64 * img.height() as u64)?;
     let image = to_rgb_chw(&img);
     let (h, w) = (image.shape()[1], image.shape()[2]);
     let mut segmentations = Vec::new();

@@ -35,7 +35,9 @@ pub enum DataError {
         /// What is wrong.
         kind: BadFileKind,
     },
-    /// An image file (PNG, JPEG, ...) could not be decoded by the `image` crate.
+    /// An image file (PNG, JPEG, ...) could not be decoded by the `image` crate (corrupt or
+    /// truncated data, an unsupported format, or the decoder's own memory limit, which is
+    /// set from [`Limits::max_alloc`](crate::Limits::max_alloc)).
     #[error("{}: cannot decode image: {source}", path.display())]
     Decode {
         /// The image file.

@@ -190,9 +190,12 @@ pub fn list_image_folder(root: &Path) -> Result<FolderListing> {
 /// Decodes one image file as `[c, h, w]` in `[0, 1]`.
 ///
 /// # Errors
-/// [`DataError::Decode`], [`DataError::Io`] or [`DataError::LimitExceeded`], naming `path`.
+/// [`DataError::Decode`] or [`DataError::Io`] naming `path`; [`DataError::LimitExceeded`]
+/// if the `f32` array would exceed `limits` (the decoder's own buffer is limited too).
 pub fn load_image(path: &Path, mode: ColorMode, limits: &Limits) -> Result<Array3<f32>> {
     let img = open_image(path, limits)?;
+    let f32_bytes = (mode.channels() as u64) * img.width() as u64 * img.height() as u64 * 4;
+    limits.check(path, f32_bytes)?;
     Ok(match mode {
         ColorMode::Gray => to_gray_chw(&img),
         ColorMode::Rgb => to_rgb_chw(&img),

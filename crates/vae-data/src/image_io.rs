@@ -10,6 +10,10 @@ use crate::error::{DataError, Result};
 use crate::limits::Limits;
 
 /// Decodes the image at `path`, guessing the format from its content, under `limits`.
+///
+/// The `image` decoders enforce `limits.max_alloc` themselves; when they refuse, the error
+/// is a [`DataError::Decode`] holding their `ImageError::Limits` (they do not report how
+/// much was requested, so no [`DataError::LimitExceeded`] figure is made up).
 pub(crate) fn open_image(path: &Path, limits: &Limits) -> Result<DynamicImage> {
     let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
     let mut reader = reader
@@ -29,11 +33,6 @@ pub(crate) fn open_image(path: &Path, limits: &Limits) -> Result<DynamicImage> {
         {
             DataError::io(path, source)
         }
-        image::ImageError::Limits(_) => DataError::LimitExceeded {
-            path: path.to_path_buf(),
-            requested: limits.max_alloc.saturating_add(1),
-            limit: limits.max_alloc,
-        },
         source => DataError::Decode {
             path: path.to_path_buf(),
             source,

@@ -134,6 +134,32 @@ pub fn mnist_files(dir: &Path, split: Split) -> Result<(PathBuf, PathBuf)> {
     Ok((find(false)?, find(true)?))
 }
 
+/// Finds the folder of MNIST-style data set `sub` (e.g. `"mnist"`, `"fashion-mnist"`,
+/// `"mnist-sample"`) that holds `split`'s two files, trying the places
+/// [`resolve_data_dir`](crate::location::resolve_data_dir) tries, in its order.
+///
+/// ```
+/// use vae_data::mnist::{locate_mnist, Split};
+/// let dir = locate_mnist(None, "mnist-sample", Split::Train)?;
+/// assert!(dir.ends_with("mnist-sample"));
+/// # Ok::<(), vae_data::DataError>(())
+/// ```
+///
+/// # Errors
+/// [`DataError::NotFound`] listing every folder tried and every accepted file name.
+pub fn locate_mnist(cli: Option<&Path>, sub: &str, split: Split) -> Result<PathBuf> {
+    let candidates = crate::location::candidate_dirs(cli, sub);
+    if let Some(dir) = candidates.iter().find(|d| mnist_files(d, split).is_ok()) {
+        return Ok(dir.clone());
+    }
+    let mut expected = candidate_names(split, false).to_vec();
+    expected.extend(candidate_names(split, true));
+    Err(DataError::NotFound {
+        looked_in: candidates,
+        expected,
+    })
+}
+
 /// Loads `split` of the MNIST or Fashion-MNIST directory `dir` under the default [`Limits`].
 ///
 /// ```

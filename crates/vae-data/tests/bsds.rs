@@ -165,3 +165,15 @@ fn real_bsds500_image_matches_its_index() {
         assert!(frac > 0.0 && frac < 0.2, "{frac}");
     }
 }
+
+#[test]
+fn real_bsds500_val_split_agrees_with_its_index() {
+    let Some(dir) = common::shared_data("bsds500/val") else {
+        return;
+    };
+    // load_bsds_split checks size, annotator count and largest label against index.csv.
+    let split = load_bsds_split(&dir).unwrap();
+    assert_eq!(split.len(), 100);
+    let annotations: usize = split.iter().map(|i| i.num_annotators()).sum();
+    assert_eq!(annotations, 546); // README: 546 human annotations in val
+}

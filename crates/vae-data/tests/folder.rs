@@ -175,3 +175,20 @@ fn real_kth_tips_grey() {
         .unwrap();
     assert_eq!(p.patches.shape(), &[820, 1, 32, 32]);
 }
+
+#[test]
+fn image_decoder_respects_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("big.png");
+    GrayImage::new(300, 300).save(&path).unwrap();
+    let tight = vae_data::Limits::with_max_alloc(10_000);
+    match vae_data::folder::load_image(&path, ColorMode::Gray, &tight) {
+        Err(DataError::Decode {
+            source: image::ImageError::Limits(_),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let ok = vae_data::folder::load_image(&path, ColorMode::Gray, &vae_data::Limits::default());
+    assert_eq!(ok.unwrap().shape(), &[1, 300, 300]);
+}

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vae_data::idx::{read_idx_bytes, to_idx_bytes, IdxArray, IdxData};
+use vae_data::idx::{read_idx_bytes, read_idx_with, to_idx_bytes, IdxArray, IdxData};
 use vae_data::{DataError, Limits};
 
 struct Counting;
@@ -77,6 +77,14 @@ fn read_measured(input: &[u8], limits: &Limits) -> (vae_data::Result<IdxArray>, 
     PEAK.store(base, SeqCst);
     let r = read_idx_bytes(input, limits);
     (r, PEAK.load(SeqCst) - base)
+}
+
+/// The variant of an error (and of its bad-file kind), without paths or messages.
+fn error_kind(e: &DataError) -> String {
+    match e {
+        DataError::BadFile { kind, .. } => format!("{:?}", std::mem::discriminant(kind)),
+        other => format!("{:?}", std::mem::discriminant(other)),
+    }
 }
 
 fn bases() -> Vec<IdxArray> {
@@ -175,6 +183,7 @@ fn ten_thousand_mutations_never_panic_or_over_allocate() {
     let mut rng = StdRng::seed_from_u64(0x1D8);
     let raw_bases: Vec<Vec<u8>> = bases().iter().map(to_idx_bytes).collect();
     let (mut ok, mut errs, mut gz_cases) = (0usize, 0usize, 0usize);
+    let tmp = tempfile::tempdir().unwrap();
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     for case in 0..CASES {
         let mut input = raw_bases[rng.random_range(0..raw_bases.len())].clone();
@@ -212,6 +221,20 @@ fn ten_thousand_mutations_never_panic_or_over_allocate() {
             peak <= bound,
             "case {case}: allocated {peak} bytes for a {n}-byte input (bound {bound}): {input:02x?}"
         );
+        // Every tenth case also goes through a file (a `Read` source rather than a slice):
+        // it must give the same array or the same kind of error.
+        if case % 10 == 0 {
+            let path = tmp.path().join("case.idx");
+            std::fs::write(&path, &input).unwrap();
+            let from_file = read_idx_with(&path, &limits);
+            match (&result, &from_file) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "case {case}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(error_kind(a), error_kind(b), "case {case}: {a} vs {b}")
+                }
+                (a, b) => panic!("case {case}: bytes gave {a:?}, file gave {b:?}"),
+            }
+        }
         match result {
             Ok(a) => {
                 ok += 1;

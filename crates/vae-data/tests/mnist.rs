@@ -86,6 +86,36 @@ fn missing_file_error_says_where_and_what() {
 }
 
 #[test]
+fn locate_says_where_it_looked_and_what_it_expected() {
+    let tmp = tempfile::tempdir().unwrap();
+    match vae_data::mnist::locate_mnist(Some(tmp.path()), "mnist", Split::Train) {
+        Err(DataError::NotFound {
+            looked_in,
+            expected,
+        }) => {
+            assert_eq!(
+                looked_in,
+                [tmp.path().join("mnist"), tmp.path().to_path_buf()]
+            );
+            assert_eq!(expected.len(), 8);
+            assert!(expected.contains(&"train-images.idx3-ubyte.gz".to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // --data may point at the data set folder itself.
+    write_split(
+        tmp.path(),
+        "train",
+        true,
+        true,
+        &images(1, 28, 28),
+        &labels(vec![3]),
+    );
+    let found = vae_data::mnist::locate_mnist(Some(tmp.path()), "mnist", Split::Train).unwrap();
+    assert_eq!(found, tmp.path());
+}
+
+#[test]
 fn mismatches_are_typed_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -197,6 +227,15 @@ fn vendored_sample_matches_its_readme() {
     assert_eq!(
         class_counts(&test.labels),
         [206, 221, 203, 221, 181, 161, 216, 217, 191, 183]
+    );
+    // A labelled subset of 10 per class, for semi-supervised use.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let idx = vae_data::split::labelled_subset(&train.labels, 10, 10, &mut rng).unwrap();
+    let sub = train.subset(&idx).unwrap();
+    assert_eq!(class_counts(&sub.labels), vec![10; 10]);
+    assert_eq!(
+        sub.images.index_axis(ndarray::Axis(0), 3),
+        train.images.index_axis(ndarray::Axis(0), idx[3])
     );
     // Real digits: mostly background, some full ink.
     let mean = train.images.mean().unwrap();

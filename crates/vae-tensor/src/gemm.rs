@@ -7,10 +7,11 @@
 //! With `β = 0`, `C` is never read (it may hold NaN or garbage), as in BLAS.
 //!
 //! # Threads
-//! [`sgemm`] runs on the calling thread's share of matrixmultiply's own thread pool (set by
-//! `MATMUL_NUM_THREADS`; see `docs/performance.md` for the policy of this crate).
-//! [`sgemm_par`] splits `C` into row bands over the current rayon pool and calls [`sgemm`]
-//! on each band, so every element is computed in the same order as by [`sgemm`].
+//! rayon is the only thread pool in this crate: matrixmultiply is built without its
+//! `threading` feature, so [`sgemm`] runs entirely on the calling thread and can be called
+//! from inside a parallel loop without oversubscribing the cores. [`sgemm_par`] splits `C`
+//! into row bands over the current rayon pool and calls [`sgemm`] on each band, so every
+//! element is computed in the same order as by [`sgemm`]. See `docs/performance.md`.
 
 use rayon::prelude::*;
 

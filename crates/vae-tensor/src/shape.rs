@@ -160,6 +160,25 @@ impl Conv2dGeom {
             "weight size",
             &[self.c_out, self.c_in, self.k_h, self.k_w],
         )?;
+        // The phase-plane layout of `im2col::PhaseIm2col` (extended output grid).
+        let ext = |len: usize, k: usize, out: usize, spare: usize| -> Option<usize> {
+            let padded = len
+                .checked_add(self.pad.checked_mul(2)?)?
+                .div_ceil(self.stride);
+            let reach = (k - 1).checked_mul(self.dilation)? / self.stride;
+            Some(padded.max(reach.checked_add(out)?.checked_add(spare)?))
+        };
+        let pw = ext(self.w_in, self.k_w, self.w_out, 0)
+            .ok_or_else(|| overflow(layer, "phase planes"))?;
+        let ph = ext(self.h_in, self.k_h, self.h_out, 1)
+            .ok_or_else(|| overflow(layer, "phase planes"))?;
+        checked_product(layer, "phase planes", &[self.stride, self.stride, ph, pw])?;
+        checked_product(
+            layer,
+            "extended im2col buffer size",
+            &[self.c_in, self.k_h, self.k_w, self.h_out, pw],
+        )?;
+        checked_product(layer, "extended output size", &[self.c_out, self.h_out, pw])?;
         Ok(())
     }
 

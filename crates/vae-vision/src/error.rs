@@ -60,6 +60,12 @@ pub enum VisionError {
     /// A layer, loss or optimizer of a learned head failed.
     #[error(transparent)]
     Tensor(#[from] vae_tensor::TensorError),
+    /// Loading a data set failed.
+    #[error(transparent)]
+    Data(#[from] vae_data::DataError),
+    /// The VAE behind a head failed (training, encoding).
+    #[error(transparent)]
+    Core(#[from] vae_core::CoreError),
     /// Writing or encoding an image failed.
     #[error("image file {path}: {source}")]
     Image {

@@ -24,5 +24,7 @@ pub mod classify;
 pub mod error;
 pub mod knn;
 pub mod metrics;
+pub mod texture;
+pub mod texture_task;
 
 pub use error::{Result, VisionError};

@@ -7,7 +7,7 @@ mod filter;
 mod gradient;
 mod lbp;
 mod nms;
-mod thin;
+pub(crate) mod thin;
 
 pub use canny::{
     canny, canny_nms, canny_soft, gaussian_blur_normalized, hysteresis, nonmax_suppression,

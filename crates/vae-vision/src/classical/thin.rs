@@ -88,79 +88,122 @@ fn build_luts() -> [[bool; 256]; 2] {
 /// assert!(t.row(1).iter().chain(t.row(3).iter()).all(|&b| !b));
 /// ```
 pub fn thin(bw: ArrayView2<bool>) -> Array2<bool> {
-    let luts = build_luts();
-    let mut m = bw.to_owned();
-    let (h, w) = m.dim();
-    // Candidates: on-pixels with an off (or outside) 4-neighbour.
-    let is_border = |m: &Array2<bool>, y: usize, x: usize| -> bool {
-        m[[y, x]]
-            && (y == 0
-                || x == 0
-                || y + 1 == h
-                || x + 1 == w
-                || !m[[y - 1, x]]
-                || !m[[y + 1, x]]
-                || !m[[y, x - 1]]
-                || !m[[y, x + 1]])
-    };
-    let mut cand: Vec<(usize, usize)> = Vec::new();
+    let (h, w) = bw.dim();
+    // Padded copy: one row/column of zeros all round, so neighbours need no bounds checks.
+    let pw = w + 2;
+    let mut m = vec![0u8; (h + 2) * pw];
+    for ((y, x), &b) in bw.indexed_iter() {
+        m[(y + 1) * pw + x + 1] = b as u8;
+    }
+    thin_padded(&mut m, h, w);
+    Array2::from_shape_fn((h, w), |(y, x)| m[(y + 1) * pw + x + 1] == 1)
+}
+
+/// Thresholds `values` (row-major `[h, w]`) at `v >= t`, optionally thins, and returns the
+/// flat indices `y * w + x` of the on-pixels in row-major order: the benchmark's inner
+/// step without intermediate arrays.
+pub(crate) fn threshold_thin_list(
+    values: &[f64],
+    h: usize,
+    w: usize,
+    t: f64,
+    do_thin: bool,
+) -> Vec<u32> {
+    debug_assert_eq!(values.len(), h * w);
+    let pw = w + 2;
+    let mut m = vec![0u8; (h + 2) * pw];
     for y in 0..h {
-        for x in 0..w {
-            if is_border(&m, y, x) {
-                cand.push((y, x));
+        let src = &values[y * w..(y + 1) * w];
+        let dst = &mut m[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = (v >= t) as u8;
+        }
+    }
+    if do_thin {
+        thin_padded(&mut m, h, w);
+    }
+    let mut out = Vec::new();
+    for y in 0..h {
+        let row = &m[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+        for (x, &v) in row.iter().enumerate() {
+            if v == 1 {
+                out.push((y * w + x) as u32);
             }
         }
     }
-    let mut in_cand = Array2::<bool>::from_elem((h, w), false);
-    let mut del: Vec<(usize, usize)> = Vec::new();
+    out
+}
+
+/// The thinning iterations on a zero-padded `(h + 2) x (w + 2)` buffer of 0/1 bytes.
+fn thin_padded(m: &mut [u8], h: usize, w: usize) {
+    let luts = build_luts();
+    let pw = w + 2;
+    // Neighbour offsets x1..x8 (E, NE, N, NW, W, SW, S, SE) in the padded buffer.
+    let pwi = pw as isize;
+    let nb: [isize; 8] = [1, 1 - pwi, -pwi, -pwi - 1, -1, pwi - 1, pwi, pwi + 1];
+    let code = |m: &[u8], p: usize| -> usize {
+        let mut c = 0usize;
+        for (bit, &o) in nb.iter().enumerate() {
+            c |= (m[(p as isize + o) as usize] as usize) << bit;
+        }
+        c
+    };
+    // Candidates: on-pixels with an off 4-neighbour (only they can satisfy G1).
+    let four = [1isize, -1, pwi, -pwi];
+    let mut cand: Vec<usize> = Vec::new();
+    for y in 1..=h {
+        for x in 1..=w {
+            let p = y * pw + x;
+            if m[p] == 1 && four.iter().any(|&o| m[(p as isize + o) as usize] == 0) {
+                cand.push(p);
+            }
+        }
+    }
+    let mut in_cand = vec![false; m.len()];
+    let mut del: Vec<usize> = Vec::new();
+    let mut next: Vec<usize> = Vec::new();
     loop {
         let mut changed = false;
         for lut in &luts {
             del.clear();
-            for &(y, x) in &cand {
-                if m[[y, x]] && lut[code(&m, y, x) as usize] {
-                    del.push((y, x));
-                }
-            }
+            del.extend(
+                cand.iter()
+                    .copied()
+                    .filter(|&p| m[p] == 1 && lut[code(m, p)]),
+            );
             if del.is_empty() {
                 continue;
             }
             changed = true;
-            for &(y, x) in &del {
-                m[[y, x]] = false;
+            for &p in &del {
+                m[p] = 0;
             }
             // Next candidates: surviving old candidates plus on 4-neighbours of deleted pixels.
-            let mut next = Vec::with_capacity(cand.len());
-            for &(y, x) in cand.iter() {
-                if m[[y, x]] && !in_cand[[y, x]] {
-                    in_cand[[y, x]] = true;
-                    next.push((y, x));
+            next.clear();
+            for &p in cand.iter() {
+                if m[p] == 1 && !in_cand[p] {
+                    in_cand[p] = true;
+                    next.push(p);
                 }
             }
-            for &(y, x) in &del {
-                let nb = [
-                    (y.wrapping_sub(1), x),
-                    (y + 1, x),
-                    (y, x.wrapping_sub(1)),
-                    (y, x + 1),
-                ];
-                for (ny, nx) in nb {
-                    if ny < h && nx < w && m[[ny, nx]] && !in_cand[[ny, nx]] {
-                        in_cand[[ny, nx]] = true;
-                        next.push((ny, nx));
+            for &p in &del {
+                for &o in &four {
+                    let q = (p as isize + o) as usize;
+                    if m[q] == 1 && !in_cand[q] {
+                        in_cand[q] = true;
+                        next.push(q);
                     }
                 }
             }
-            for &(y, x) in &next {
-                in_cand[[y, x]] = false;
+            for &p in &next {
+                in_cand[p] = false;
             }
-            cand = next;
+            std::mem::swap(&mut cand, &mut next);
         }
         if !changed {
             break;
         }
     }
-    m
 }
 
 /// The plain full-image version of [`thin`] (every pixel, every subiteration): the spec

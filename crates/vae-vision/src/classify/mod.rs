@@ -45,3 +45,52 @@ pub(crate) fn check_training_set(
     }
     Ok(())
 }
+
+/// A classifier by name, for experiments that run several on the same features.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Euclidean k-nearest neighbours.
+    Knn {
+        /// Neighbours that vote.
+        k: usize,
+    },
+    /// A [`NeuralClassifier`] with these settings (softmax regression or MLP).
+    Neural(NeuralConfig),
+}
+
+impl Method {
+    /// A short name for tables: `knn5`, `softmax`, `mlp256`.
+    pub fn name(&self) -> String {
+        match self {
+            Method::Knn { k } => format!("knn{k}"),
+            Method::Neural(c) if c.hidden.is_empty() => "softmax".into(),
+            Method::Neural(c) => format!(
+                "mlp{}",
+                c.hidden
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-")
+            ),
+        }
+    }
+
+    /// Trains on `(train_x, train_y)` and predicts a class for every row of `test_x`.
+    pub fn fit_predict(
+        &self,
+        train_x: ArrayView2<f32>,
+        train_y: &[usize],
+        test_x: ArrayView2<f32>,
+        num_classes: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Vec<usize>> {
+        match self {
+            Method::Knn { k } => {
+                EuclideanKnn::fit(train_x, train_y, num_classes, *k)?.predict(test_x)
+            }
+            Method::Neural(cfg) => {
+                NeuralClassifier::fit(train_x, train_y, num_classes, cfg, rng)?.predict(test_x)
+            }
+        }
+    }
+}

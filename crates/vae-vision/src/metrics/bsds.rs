@@ -3,9 +3,9 @@
 //! toolbox, which reproduce the Berkeley `boundaryBench` exactly.
 //!
 //! Per image and threshold `t_k = k / (K + 1)`, `k = 1..=K` (K = 99):
-//! 1. `E1 = E >= max(eps, t_k)`; thin `E1` ([`thin`]) to 1-pixel curves.
+//! 1. `E1 = E >= max(eps, t_k)`; thin `E1` ([`thin`](fn@crate::classical::thin)) to 1-pixel curves.
 //! 2. Match `E1` one-to-one to each human boundary map in turn, tolerance
-//!    `max_dist = 0.0075` of the image diagonal ([`correspond_pixels`]).
+//!    `max_dist = 0.0075` of the image diagonal ([`correspond_pixels`](super::correspond_pixels)).
 //! 3. `cntR` = matched ground-truth pixels summed over annotators, `sumR` = ground-truth
 //!    pixels summed over annotators; `cntP` = pixels of `E1` matched to *any* annotator,
 //!    `sumP` = pixels of `E1`.
@@ -30,7 +30,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::matching::{Matcher, NONE};
-use crate::classical::thin;
+use crate::classical::thin::threshold_thin_list;
 use crate::error::{Result, VisionError};
 
 /// Benchmark settings; the default is the standard protocol.
@@ -238,6 +238,7 @@ pub fn evaluate_image(
     } else {
         pred.mapv(|v| v as f64)
     };
+    let e_flat = e.as_slice().expect("freshly built arrays are contiguous");
     let gt_px: Vec<Vec<u32>> = gts
         .iter()
         .map(|g| {
@@ -255,13 +256,7 @@ pub fn evaluate_image(
     let mut det_hit: Vec<bool> = Vec::new();
     for (ki, &t) in thresholds.iter().enumerate() {
         let t = t.max(f64::EPSILON);
-        let bin = e.mapv(|v| v >= t);
-        let bin = if cfg.thin { thin(bin.view()) } else { bin };
-        let det_px: Vec<u32> = bin
-            .indexed_iter()
-            .filter(|(_, &b)| b)
-            .map(|((y, x), _)| (y * w + x) as u32)
-            .collect();
+        let det_px = threshold_thin_list(e_flat, h, w, t, cfg.thin);
         matcher.set_det(&det_px);
         det_hit.clear();
         det_hit.resize(det_px.len(), false);

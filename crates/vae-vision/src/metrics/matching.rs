@@ -96,17 +96,34 @@ pub fn correspond_pixels(
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// Reusable matching workspace for one image size and tolerance.
+///
+/// The greedy phase walks the tolerance disc ring by ring (offsets of equal distance) and
+/// only for still-unmatched ground-truth pixels, so dense detections cost little. The
+/// Hopcroft–Karp phase builds a pixel's neighbour list only when its search reaches it,
+/// scanning a row-major bitset of detected pixels one or two 64-bit words per disc row.
 pub(crate) struct Matcher {
     w: usize,
     h: usize,
-    /// Window offsets `(dy, dx)` with `dy² + dx² <= r²`, sorted by distance.
-    offsets: Vec<(isize, isize)>,
+    /// Half-width of the tolerance disc per row offset `dy = -ri..=ri`:
+    /// the largest `dx` with `dy² + dx² <= r²`.
+    half: Vec<isize>,
+    ri: isize,
+    /// Disc offsets `(dy, dx)` grouped by squared distance, nearest ring first.
+    rings: Vec<Vec<(isize, isize)>>,
+    /// Words per bitset row.
+    wpr: usize,
+    bits: Vec<u64>,
     /// Detected-pixel node id per pixel, or NONE.
     det_id: Vec<u32>,
     n_det: usize,
-    // Scratch for Hopcroft–Karp.
+    // Scratch, per call of `match_gt`.
+    gt: Vec<u32>,
+    /// Start of each left node's neighbour list in `adj`, or NONE if not built yet.
     adj_start: Vec<u32>,
-    adj: Vec<u32>,
+    adj_len: Vec<u32>,
+    /// `(squared distance, right node)`, sorted by distance within each list.
+    adj: Vec<(u32, u32)>,
+    free_l: Vec<u32>,
     match_l: Vec<u32>,
     match_r: Vec<u32>,
     dist: Vec<u32>,
@@ -116,24 +133,54 @@ pub(crate) struct Matcher {
 impl Matcher {
     pub(crate) fn new(h: usize, w: usize, max_dist: f64) -> Self {
         let r = max_dist * ((h * h + w * w) as f64).sqrt();
-        let ri = r.ceil() as isize;
-        let mut offsets = Vec::new();
-        for dy in -ri..=ri {
-            for dx in -ri..=ri {
-                if ((dy * dy + dx * dx) as f64) <= r * r {
-                    offsets.push((dy, dx));
+        let ri = r.floor() as isize;
+        let half: Vec<isize> = (-ri..=ri)
+            .map(|dy| {
+                // Largest dx with dy² + dx² <= r², computed in integers after a float guess.
+                let mut dx = ((r * r - (dy * dy) as f64).max(0.0)).sqrt().floor() as isize;
+                while ((dy * dy + (dx + 1) * (dx + 1)) as f64) <= r * r {
+                    dx += 1;
                 }
+                while dx >= 0 && ((dy * dy + dx * dx) as f64) > r * r {
+                    dx -= 1;
+                }
+                dx
+            })
+            .collect();
+        let mut offsets: Vec<(isize, isize, isize)> = Vec::new();
+        for (k, dy) in (-ri..=ri).enumerate() {
+            for dx in -half[k]..=half[k] {
+                offsets.push((dy * dy + dx * dx, dy, dx));
             }
         }
-        offsets.sort_by_key(|&(dy, dx)| dy * dy + dx * dx);
+        offsets.sort();
+        let mut rings: Vec<Vec<(isize, isize)>> = Vec::new();
+        let mut last = -1;
+        for (d2, dy, dx) in offsets {
+            if d2 != last {
+                rings.push(Vec::new());
+                last = d2;
+            }
+            if let Some(ring) = rings.last_mut() {
+                ring.push((dy, dx));
+            }
+        }
+        let wpr = w.div_ceil(64);
         Matcher {
             w,
             h,
-            offsets,
+            half,
+            ri,
+            rings,
+            wpr,
+            bits: vec![0; wpr * h],
             det_id: vec![NONE; h * w],
             n_det: 0,
+            gt: Vec::new(),
             adj_start: Vec::new(),
+            adj_len: Vec::new(),
             adj: Vec::new(),
+            free_l: Vec::new(),
             match_l: Vec::new(),
             match_r: Vec::new(),
             dist: Vec::new(),
@@ -144,7 +191,10 @@ impl Matcher {
     /// Registers the detected pixels (flat indices `y * w + x`) as right-hand nodes.
     pub(crate) fn set_det(&mut self, det_px: &[u32]) {
         for (i, &p) in det_px.iter().enumerate() {
-            self.det_id[p as usize] = i as u32;
+            let p = p as usize;
+            self.det_id[p] = i as u32;
+            let (y, x) = (p / self.w, p % self.w);
+            self.bits[y * self.wpr + x / 64] |= 1u64 << (x % 64);
         }
         self.n_det = det_px.len();
     }
@@ -152,9 +202,83 @@ impl Matcher {
     /// Undoes [`Matcher::set_det`].
     pub(crate) fn clear_det(&mut self, det_px: &[u32]) {
         for &p in det_px {
-            self.det_id[p as usize] = NONE;
+            let p = p as usize;
+            self.det_id[p] = NONE;
+            let (y, x) = (p / self.w, p % self.w);
+            self.bits[y * self.wpr + x / 64] = 0;
         }
         self.n_det = 0;
+    }
+
+    /// Builds left node `l`'s neighbour list if it is not built yet.
+    fn ensure_adj(&mut self, l: usize) {
+        if self.adj_start[l] != NONE {
+            return;
+        }
+        let start = self.adj.len();
+        let p = self.gt[l] as usize;
+        let (y, x) = ((p / self.w) as isize, (p % self.w) as isize);
+        for (k, dy) in (-self.ri..=self.ri).enumerate() {
+            let yy = y + dy;
+            if yy < 0 || yy as usize >= self.h {
+                continue;
+            }
+            let hw = self.half[k];
+            if hw < 0 {
+                continue;
+            }
+            let x0 = (x - hw).max(0) as usize;
+            let x1 = (x + hw).min(self.w as isize - 1) as usize;
+            let row = yy as usize * self.wpr;
+            for wi in x0 / 64..=x1 / 64 {
+                let mut word = self.bits[row + wi];
+                if word == 0 {
+                    continue;
+                }
+                let lo = if wi == x0 / 64 { x0 % 64 } else { 0 };
+                let hi = if wi == x1 / 64 { x1 % 64 } else { 63 };
+                word &= (u64::MAX << lo) & (u64::MAX >> (63 - hi));
+                while word != 0 {
+                    let xx = wi * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    let r = self.det_id[yy as usize * self.w + xx];
+                    let dx = xx as isize - x;
+                    self.adj.push(((dy * dy + dx * dx) as u32, r));
+                }
+            }
+        }
+        self.adj[start..].sort_unstable();
+        self.adj_start[l] = start as u32;
+        self.adj_len[l] = (self.adj.len() - start) as u32;
+    }
+
+    /// Whether any detected pixel lies within the tolerance disc of flat pixel `p`
+    /// (bitset scan, stops at the first hit).
+    fn any_det_near(&self, p: usize) -> bool {
+        let (y, x) = ((p / self.w) as isize, (p % self.w) as isize);
+        for (k, dy) in (-self.ri..=self.ri).enumerate() {
+            let yy = y + dy;
+            let hw = self.half[k];
+            if yy < 0 || yy as usize >= self.h || hw < 0 {
+                continue;
+            }
+            let x0 = (x - hw).max(0) as usize;
+            let x1 = (x + hw).min(self.w as isize - 1) as usize;
+            let row = yy as usize * self.wpr;
+            for wi in x0 / 64..=x1 / 64 {
+                let lo = if wi == x0 / 64 { x0 % 64 } else { 0 };
+                let hi = if wi == x1 / 64 { x1 % 64 } else { 63 };
+                if self.bits[row + wi] & (u64::MAX << lo) & (u64::MAX >> (63 - hi)) != 0 {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn neighbours(&self, l: usize) -> std::ops::Range<usize> {
+        let s = self.adj_start[l] as usize;
+        s..s + self.adj_len[l] as usize
     }
 
     /// Maximum matching of ground-truth pixels (flat indices) to the registered detected
@@ -162,84 +286,95 @@ impl Matcher {
     /// detected node id or NONE.
     pub(crate) fn match_gt(&mut self, gt_px: &[u32]) -> (usize, Vec<u32>) {
         let n_l = gt_px.len();
-        // Adjacency lists, neighbours in order of increasing distance.
-        self.adj_start.clear();
+        self.gt.clear();
+        self.gt.extend_from_slice(gt_px);
         self.adj.clear();
-        for &p in gt_px {
-            self.adj_start.push(self.adj.len() as u32);
-            let (y, x) = (
-                (p as usize / self.w) as isize,
-                (p as usize % self.w) as isize,
-            );
-            for &(dy, dx) in &self.offsets {
-                let (yy, xx) = (y + dy, x + dx);
-                if yy < 0 || xx < 0 || yy as usize >= self.h || xx as usize >= self.w {
-                    continue;
-                }
-                let id = self.det_id[yy as usize * self.w + xx as usize];
-                if id != NONE {
-                    self.adj.push(id);
-                }
-            }
-        }
-        self.adj_start.push(self.adj.len() as u32);
+        self.adj_start.clear();
+        self.adj_start.resize(n_l, NONE);
+        self.adj_len.clear();
+        self.adj_len.resize(n_l, 0);
         self.match_l.clear();
         self.match_l.resize(n_l, NONE);
         self.match_r.clear();
         self.match_r.resize(self.n_det, NONE);
-        // Greedy by distance: for each offset, nearest first, pair every still-free ground-truth
-        // pixel with the detected pixel at that offset if it is free too.
+        if self.n_det == 0 || n_l == 0 {
+            return (0, self.match_l.clone());
+        }
+        // Greedy by distance: ring by ring, nearest first, pair every still-free reachable
+        // ground-truth pixel with a free detected pixel on that ring.
         let mut pairs = 0usize;
-        for ring in 0..self.offsets.len() {
-            let (dy, dx) = self.offsets[ring];
-            for (l, &p) in gt_px.iter().enumerate() {
-                if self.match_l[l] != NONE {
-                    continue;
+        // Only ground-truth pixels with some detection in reach can ever be matched.
+        let reachable: Vec<u32> = (0..n_l as u32)
+            .filter(|&l| self.any_det_near(self.gt[l as usize] as usize))
+            .collect();
+        self.free_l = reachable;
+        for ring in &self.rings {
+            self.free_l.retain(|&l| {
+                let p = self.gt[l as usize] as usize;
+                let (y, x) = ((p / self.w) as isize, (p % self.w) as isize);
+                for &(dy, dx) in ring {
+                    let (yy, xx) = (y + dy, x + dx);
+                    if yy < 0 || xx < 0 || yy as usize >= self.h || xx as usize >= self.w {
+                        continue;
+                    }
+                    let r = self.det_id[yy as usize * self.w + xx as usize];
+                    if r != NONE && self.match_r[r as usize] == NONE {
+                        self.match_l[l as usize] = r;
+                        self.match_r[r as usize] = l;
+                        pairs += 1;
+                        return false;
+                    }
                 }
-                let (y, x) = (
-                    (p as usize / self.w) as isize + dy,
-                    (p as usize % self.w) as isize + dx,
-                );
-                if y < 0 || x < 0 || y as usize >= self.h || x as usize >= self.w {
-                    continue;
-                }
-                let r = self.det_id[y as usize * self.w + x as usize];
-                if r != NONE && self.match_r[r as usize] == NONE {
-                    self.match_l[l] = r;
-                    self.match_r[r as usize] = l as u32;
-                    pairs += 1;
-                }
+                true
+            });
+            if self.free_l.is_empty() {
+                break;
             }
         }
-        pairs += self.hopcroft_karp(n_l);
+        pairs += self.hopcroft_karp();
         (pairs, self.match_l.clone())
     }
 
     /// Augments `match_l`/`match_r` to a maximum matching; returns the number of pairs added.
-    fn hopcroft_karp(&mut self, n_l: usize) -> usize {
+    fn hopcroft_karp(&mut self) -> usize {
+        let n_l = self.gt.len();
         let mut added = 0;
         const INF: u32 = u32::MAX;
         loop {
-            // BFS from free left nodes, layering by alternating-path length.
+            // BFS from free left nodes, layering by alternating-path length, up to the
+            // layer where the first free right node is seen.
             self.dist.clear();
             self.dist.resize(n_l, INF);
             self.queue.clear();
-            for l in 0..n_l {
-                if self.match_l[l] == NONE && self.adj_start[l + 1] > self.adj_start[l] {
-                    self.dist[l] = 0;
-                    self.queue.push(l as u32);
-                }
+            let free: Vec<u32> = self
+                .free_l
+                .iter()
+                .copied()
+                .filter(|&l| self.match_l[l as usize] == NONE)
+                .collect();
+            self.free_l = free;
+            for i in 0..self.free_l.len() {
+                let l = self.free_l[i] as usize;
+                self.dist[l] = 0;
+                self.queue.push(l as u32);
             }
             let mut found = false;
+            // Layer of the shortest augmenting paths: nothing beyond it is expanded.
+            let mut limit = INF;
             let mut head = 0;
             while head < self.queue.len() {
                 let l = self.queue[head] as usize;
                 head += 1;
-                for a in self.adj_start[l]..self.adj_start[l + 1] {
-                    let r = self.adj[a as usize] as usize;
+                if self.dist[l] > limit {
+                    break;
+                }
+                self.ensure_adj(l);
+                for a in self.neighbours(l) {
+                    let r = self.adj[a].1 as usize;
                     let l2 = self.match_r[r];
                     if l2 == NONE {
                         found = true;
+                        limit = self.dist[l];
                     } else if self.dist[l2 as usize] == INF {
                         self.dist[l2 as usize] = self.dist[l] + 1;
                         self.queue.push(l2);
@@ -249,7 +384,8 @@ impl Matcher {
             if !found {
                 return added;
             }
-            for l in 0..n_l {
+            for i in 0..self.free_l.len() {
+                let l = self.free_l[i] as usize;
                 if self.match_l[l] == NONE && self.dist[l] == 0 && self.augment(l) {
                     added += 1;
                 }
@@ -259,8 +395,10 @@ impl Matcher {
 
     /// Depth-first search for an augmenting path from left node `l` along BFS layers.
     fn augment(&mut self, l: usize) -> bool {
-        for a in self.adj_start[l]..self.adj_start[l + 1] {
-            let r = self.adj[a as usize] as usize;
+        // Nodes on the layer after the shortest paths were queued but not expanded.
+        self.ensure_adj(l);
+        for a in self.neighbours(l) {
+            let r = self.adj[a].1 as usize;
             let l2 = self.match_r[r];
             let ok = if l2 == NONE {
                 true

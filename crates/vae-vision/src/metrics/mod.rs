@@ -2,10 +2,12 @@
 
 pub mod bsds;
 pub mod classification;
-mod matching;
+pub mod matching;
 pub mod segmentation;
 
-pub use bsds::{evaluate_bsds, BsdsConfig, BsdsImageResult, BsdsReport, PrPoint};
+pub use bsds::{
+    evaluate_bsds, evaluate_image, summarize, BsdsConfig, BsdsImageResult, BsdsReport, PrPoint,
+};
 pub use classification::{accuracy, ConfusionMatrix};
 pub use matching::{correspond_pixels, Correspondence};
 pub use segmentation::{boundary_f_measure, label_boundaries, BoundaryF, SegmentationScores};

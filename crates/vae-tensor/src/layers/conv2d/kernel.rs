@@ -4,7 +4,7 @@
 //! Everything is phrased in terms of one ordinary convolution `g: Conv2dGeom` with weight
 //! `W: [c_out, K]` (`K = c_in·k_h·k_w`), input images `[c_in, h_in, w_in]` and output images
 //! `[c_out, P]` (`P = h_out·w_out`). A transposed convolution is the adjoint of `g`, so it
-//! uses the same four products with the roles of input and output swapped:
+//! uses the same products with the roles of input and output swapped:
 //!
 //! | product                     | Conv2d           | ConvTranspose2d |
 //! |-----------------------------|------------------|-----------------|
@@ -12,23 +12,33 @@
 //! | `X = col2im(Wᵀ · Y)`        | backward (dx)    | forward         |
 //! | `dW += Y · im2col(X)ᵀ`      | backward (dw)    | backward (dw)   |
 //!
+//! # Layout
+//! im2col runs on the *extended output grid* of [`PhaseIm2col`]: each output row is
+//! `ext_width ≥ w_out` wide, so every im2col row is one contiguous copy and every col2im row
+//! one vector add (see [`crate::im2col::phase`]). `Y`-side matrices are expanded to that grid
+//! with zero junk columns before a gemm that reads them ([`expand`]) and compacted after a
+//! gemm that writes them ([`compact`]).
+//!
 //! # Blocking and threads
 //! The batch is cut into *blocks* of `nb` images whose im2col matrices sit side by side in
-//! one `[K, nb·P]` matrix, so every gemm has at least about [`TARGET_COLS`] columns even
-//! when `P` is small (7×7 maps). Blocks are grouped into at most [`MAX_GROUPS`] *groups*;
+//! one `[K, nb·P_ext]` matrix, so every gemm has at least about [`TARGET_COLS`] columns even
+//! when maps are small (7×7). Blocks are grouped into at most [`MAX_GROUPS`] *groups*;
 //! rayon runs the groups in parallel, each on its own scratch buffers, with the gemms
 //! inside single-threaded. Parameter gradients are accumulated per group and summed in
 //! group order afterwards. `nb` and the groups depend only on the shapes, never on the
 //! thread count, so results are bit-identical for any number of threads.
 
 use crate::gemm::{sgemm, MatMut, MatRef};
-use crate::im2col::{col2im, im2col};
+use crate::im2col::phase::{compact, expand};
+use crate::im2col::PhaseIm2col;
 use crate::shape::Conv2dGeom;
 use rayon::prelude::*;
 
 /// Aim for at least this many gemm columns per block (images are batched until `nb·P`
-/// reaches it).
-pub const TARGET_COLS: usize = 512;
+/// reaches it). Measured on the reference VAE's transposed convolutions (7×7 and 14×14
+/// maps): 128–256 columns beat 512, 1024 and 2048 (the `[K, nb·P]` block then stays in L2),
+/// see docs/performance.md.
+pub const TARGET_COLS: usize = 256;
 /// At most this many groups (parallel tasks, each with its own scratch buffers).
 pub const MAX_GROUPS: usize = 8;
 /// Below this many multiply-adds per forward pass everything runs on the calling thread
@@ -47,10 +57,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for geometry `g` (depends on `g.n` and `g.out_plane()` only).
-    pub fn new(g: &Conv2dGeom) -> Plan {
-        let n = g.n.max(1);
-        let nb = TARGET_COLS.div_ceil(g.out_plane().max(1)).clamp(1, n);
+    /// The plan for a batch of `n` images with `p_ext` gemm columns each (depends on the
+    /// shapes only).
+    pub fn new(n: usize, p_ext: usize) -> Plan {
+        let n = n.max(1);
+        let nb = TARGET_COLS.div_ceil(p_ext.max(1)).clamp(1, n);
         let blocks = n.div_ceil(nb);
         let groups = blocks.min(MAX_GROUPS);
         let per_group = blocks.div_ceil(groups) * nb;
@@ -66,20 +77,23 @@ impl Plan {
 /// stable.
 #[derive(Debug, Default, Clone)]
 pub struct GroupBuf {
-    /// `[K, nb·P]` im2col / `Wᵀ·Y` matrix.
+    /// `[K, nb·P_ext]` im2col / `Wᵀ·Y` matrix.
     col: Vec<f32>,
-    /// `[c, nb·P]` gather buffer for a block of `Y` (only when `nb > 1`).
+    /// `[c_out, nb·P_ext]` block of `Y` on the extended grid.
     mat: Vec<f32>,
     /// This group's weight gradient `[c_out, K]`.
     dw: Vec<f32>,
     /// This group's bias gradient.
     db: Vec<f32>,
+    /// Phase-plane scratch for [`PhaseIm2col`].
+    phases: Vec<f32>,
 }
 
 /// Scratch for the kernels in this module: one [`GroupBuf`] per group.
 #[derive(Debug, Default, Clone)]
 pub struct ConvScratch {
     groups: Vec<GroupBuf>,
+    phase: PhaseIm2col,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {
@@ -89,18 +103,23 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 }
 
 impl ConvScratch {
-    /// Makes sure there is one buffer set per group, each large enough for `g` and `plan`.
-    /// `y_rows` is the channel count of the gathered `Y` matrices, `db_len` the bias length.
-    fn prepare(&mut self, g: &Conv2dGeom, plan: &Plan, grads: Option<usize>) -> &mut [GroupBuf] {
+    /// Prepares the im2col layout for `g`, the plan, and one buffer set per group, each large
+    /// enough for `g`; zeroes the per-group gradients when `grads` gives the bias length.
+    fn prepare(
+        &mut self,
+        g: &Conv2dGeom,
+        grads: Option<usize>,
+    ) -> (Plan, &mut [GroupBuf], &PhaseIm2col) {
+        self.phase.prepare(g);
+        let p_ext = self.phase.ext_plane(g);
+        let plan = Plan::new(g.n, p_ext);
         if self.groups.len() < plan.groups {
             self.groups.resize_with(plan.groups, GroupBuf::default);
         }
-        let cols = plan.nb * g.out_plane();
+        let cols = plan.nb * p_ext;
         for b in &mut self.groups[..plan.groups] {
             grow(&mut b.col, g.col_rows() * cols);
-            if plan.nb > 1 {
-                grow(&mut b.mat, g.c_out * cols);
-            }
+            grow(&mut b.mat, g.c_out * cols);
             if let Some(db_len) = grads {
                 b.dw.clear();
                 b.dw.resize(g.c_out * g.col_rows(), 0.0);
@@ -108,7 +127,7 @@ impl ConvScratch {
                 b.db.resize(db_len, 0.0);
             }
         }
-        &mut self.groups[..plan.groups]
+        (plan, &mut self.groups[..plan.groups], &self.phase)
     }
 }
 
@@ -145,28 +164,6 @@ fn run_groups<F>(
     }
 }
 
-/// Gathers `nb` images `[c, p]` (contiguous) into a `[c, nb·p]` row-major matrix.
-fn gather(imgs: &[f32], c: usize, p: usize, nb: usize, out: &mut [f32]) {
-    let cols = nb * p;
-    for b in 0..nb {
-        for ch in 0..c {
-            let src = &imgs[(b * c + ch) * p..(b * c + ch + 1) * p];
-            out[ch * cols + b * p..ch * cols + (b + 1) * p].copy_from_slice(src);
-        }
-    }
-}
-
-/// Scatters a `[c, nb·p]` row-major matrix back into `nb` images `[c, p]`.
-fn scatter(mat: &[f32], c: usize, p: usize, nb: usize, imgs: &mut [f32]) {
-    let cols = nb * p;
-    for b in 0..nb {
-        for ch in 0..c {
-            imgs[(b * c + ch) * p..(b * c + ch + 1) * p]
-                .copy_from_slice(&mat[ch * cols + b * p..ch * cols + (b + 1) * p]);
-        }
-    }
-}
-
 /// Adds `bias[c]` to every pixel of channel `c` of every image in `imgs` (`[.., c, plane]`).
 fn add_bias(imgs: &mut [f32], bias: &[f32], plane: usize) {
     for (ch, v) in imgs.chunks_mut(plane).enumerate() {
@@ -175,11 +172,20 @@ fn add_bias(imgs: &mut [f32], bias: &[f32], plane: usize) {
     }
 }
 
-/// Adds the per-channel sums of `imgs` (`[.., c, plane]`) into `db`.
+/// Adds the per-channel sums of `imgs` (`[.., c, plane]`) into `db` (f64 sums in 8 lanes, so
+/// the additions do not form one long dependency chain).
 fn sum_bias(imgs: &[f32], db: &mut [f32], plane: usize) {
     let c = db.len();
     for (ch, v) in imgs.chunks(plane).enumerate() {
-        db[ch % c] += v.iter().map(|&e| e as f64).sum::<f64>() as f32;
+        let mut acc = [0.0f64; 8];
+        let mut it = v.chunks_exact(8);
+        for chunk in &mut it {
+            for (a, &e) in acc.iter_mut().zip(chunk) {
+                *a += e as f64;
+            }
+        }
+        let rest: f64 = it.remainder().iter().map(|&e| e as f64).sum();
+        db[ch % c] += (acc.iter().sum::<f64>() + rest) as f32;
     }
 }
 
@@ -210,34 +216,30 @@ pub fn conv_forward(
     if g.n == 0 {
         return;
     }
-    let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, None);
+    let (plan, bufs, ph) = scratch.prepare(g, None);
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
+    let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
     run_groups(g, &plan, bufs, x, in_img, y, out_img, |buf, xg, yg| {
         let imgs = xg.len() / in_img;
         for b0 in (0..imgs).step_by(plan.nb) {
             let nbb = plan.nb.min(imgs - b0);
-            let cols = nbb * p;
-            for b in 0..nbb {
-                let xi = &xg[(b0 + b) * in_img..(b0 + b + 1) * in_img];
-                im2col(g, xi, &mut buf.col[b * p..], cols);
+            let cols = nbb * p_ext;
+            let xb = &xg[b0 * in_img..(b0 + nbb) * in_img];
+            for (b, xi) in xb.chunks(in_img).enumerate() {
+                ph.im2col(g, xi, &mut buf.col[b * p_ext..], cols, &mut buf.phases);
             }
             let col = MatRef::row_major(&buf.col, k, cols, cols);
+            sgemm(
+                1.0,
+                wm,
+                col,
+                0.0,
+                MatMut::row_major(&mut buf.mat, c_out, cols, cols),
+            );
             let yb = &mut yg[b0 * out_img..(b0 + nbb) * out_img];
-            if nbb == 1 {
-                sgemm(1.0, wm, col, 0.0, MatMut::row_major(yb, c_out, cols, cols));
-            } else {
-                sgemm(
-                    1.0,
-                    wm,
-                    col,
-                    0.0,
-                    MatMut::row_major(&mut buf.mat, c_out, cols, cols),
-                );
-                scatter(&buf.mat, c_out, p, nbb, yb);
-            }
+            compact(&buf.mat, c_out, g.h_out, g.w_out, ew, nbb, yb);
             if let Some(bias) = bias {
                 add_bias(yb, bias, p);
             }
@@ -261,9 +263,9 @@ pub fn conv_backward(
     if g.n == 0 {
         return;
     }
-    let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, Some(g.c_out));
+    let (plan, bufs, ph) = scratch.prepare(g, Some(g.c_out));
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
+    let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
     let with_bias = db.is_some();
@@ -271,22 +273,18 @@ pub fn conv_backward(
         let imgs = dyg.len() / out_img;
         for b0 in (0..imgs).step_by(plan.nb) {
             let nbb = plan.nb.min(imgs - b0);
-            let cols = nbb * p;
+            let cols = nbb * p_ext;
             let xb = &mut xg[b0 * in_img..(b0 + nbb) * in_img];
             for (b, xi) in xb.chunks(in_img).enumerate() {
-                im2col(g, xi, &mut buf.col[b * p..], cols);
+                ph.im2col(g, xi, &mut buf.col[b * p_ext..], cols, &mut buf.phases);
             }
             let dyb = &dyg[b0 * out_img..(b0 + nbb) * out_img];
             if with_bias {
                 sum_bias(dyb, &mut buf.db, p);
             }
-            let dym = if nbb == 1 {
-                MatRef::row_major(dyb, c_out, cols, cols)
-            } else {
-                gather(dyb, c_out, p, nbb, &mut buf.mat);
-                MatRef::row_major(&buf.mat, c_out, cols, cols)
-            };
-            // dw[c_out, K] += dy[c_out, cols] · colᵀ[cols, K]
+            expand(dyb, c_out, g.h_out, g.w_out, ew, nbb, &mut buf.mat);
+            let dym = MatRef::row_major(&buf.mat, c_out, cols, cols);
+            // dw[c_out, K] += dy[c_out, cols] · colᵀ[cols, K] (junk columns of dy are 0)
             let col_t = MatRef::row_major(&buf.col, k, cols, cols).t();
             sgemm(
                 1.0,
@@ -303,9 +301,8 @@ pub fn conv_backward(
                 0.0,
                 MatMut::row_major(&mut buf.col, k, cols, cols),
             );
-            xb.fill(0.0);
             for (b, xi) in xb.chunks_mut(in_img).enumerate() {
-                col2im(g, &buf.col[b * p..], cols, xi);
+                ph.col2im_into(g, &buf.col[b * p_ext..], cols, xi, &mut buf.phases);
             }
         }
     });
@@ -328,23 +325,19 @@ pub fn conv_adjoint(
     if g.n == 0 {
         return;
     }
-    let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, None);
-    let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
+    let (plan, bufs, ph) = scratch.prepare(g, None);
+    let (k, c_out) = (g.col_rows(), g.c_out);
+    let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
     run_groups(g, &plan, bufs, y, out_img, x, in_img, |buf, yg, xg| {
         let imgs = yg.len() / out_img;
         for b0 in (0..imgs).step_by(plan.nb) {
             let nbb = plan.nb.min(imgs - b0);
-            let cols = nbb * p;
+            let cols = nbb * p_ext;
             let yb = &yg[b0 * out_img..(b0 + nbb) * out_img];
-            let ym = if nbb == 1 {
-                MatRef::row_major(yb, c_out, cols, cols)
-            } else {
-                gather(yb, c_out, p, nbb, &mut buf.mat);
-                MatRef::row_major(&buf.mat, c_out, cols, cols)
-            };
+            expand(yb, c_out, g.h_out, g.w_out, ew, nbb, &mut buf.mat);
+            let ym = MatRef::row_major(&buf.mat, c_out, cols, cols);
             sgemm(
                 1.0,
                 wm.t(),
@@ -353,9 +346,8 @@ pub fn conv_adjoint(
                 MatMut::row_major(&mut buf.col, k, cols, cols),
             );
             let xb = &mut xg[b0 * in_img..(b0 + nbb) * in_img];
-            xb.fill(0.0);
             for (b, xi) in xb.chunks_mut(in_img).enumerate() {
-                col2im(g, &buf.col[b * p..], cols, xi);
+                ph.col2im_into(g, &buf.col[b * p_ext..], cols, xi, &mut buf.phases);
             }
             if let Some(bias) = bias {
                 add_bias(xb, bias, g.in_plane());
@@ -381,9 +373,9 @@ pub fn conv_adjoint_backward(
     if g.n == 0 {
         return;
     }
-    let plan = Plan::new(g);
-    let bufs = scratch.prepare(g, &plan, Some(g.c_in));
-    let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
+    let (plan, bufs, ph) = scratch.prepare(g, Some(g.c_in));
+    let (k, c_out) = (g.col_rows(), g.c_out);
+    let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
     let with_bias = db.is_some();
@@ -391,46 +383,34 @@ pub fn conv_adjoint_backward(
         let imgs = dxg.len() / in_img;
         for b0 in (0..imgs).step_by(plan.nb) {
             let nbb = plan.nb.min(imgs - b0);
-            let cols = nbb * p;
+            let cols = nbb * p_ext;
             let dxb = &dxg[b0 * in_img..(b0 + nbb) * in_img];
             for (b, xi) in dxb.chunks(in_img).enumerate() {
-                im2col(g, xi, &mut buf.col[b * p..], cols);
+                ph.im2col(g, xi, &mut buf.col[b * p_ext..], cols, &mut buf.phases);
             }
             if with_bias {
                 sum_bias(dxb, &mut buf.db, g.in_plane());
             }
             let col = MatRef::row_major(&buf.col, k, cols, cols);
             let yb = &mut yg[b0 * out_img..(b0 + nbb) * out_img];
-            if nbb == 1 {
-                // dw += y · colᵀ, then y ← W · col (y is not needed after the first gemm).
-                let ym = MatRef::row_major(yb, c_out, cols, cols);
-                sgemm(
-                    1.0,
-                    ym,
-                    col.t(),
-                    1.0,
-                    MatMut::row_major(&mut buf.dw, c_out, k, k),
-                );
-                sgemm(1.0, wm, col, 0.0, MatMut::row_major(yb, c_out, cols, cols));
-            } else {
-                gather(yb, c_out, p, nbb, &mut buf.mat);
-                let ym = MatRef::row_major(&buf.mat, c_out, cols, cols);
-                sgemm(
-                    1.0,
-                    ym,
-                    col.t(),
-                    1.0,
-                    MatMut::row_major(&mut buf.dw, c_out, k, k),
-                );
-                sgemm(
-                    1.0,
-                    wm,
-                    col,
-                    0.0,
-                    MatMut::row_major(&mut buf.mat, c_out, cols, cols),
-                );
-                scatter(&buf.mat, c_out, p, nbb, yb);
-            }
+            // dw += y · colᵀ (junk columns of y are 0), then y ← W · col.
+            expand(yb, c_out, g.h_out, g.w_out, ew, nbb, &mut buf.mat);
+            let ym = MatRef::row_major(&buf.mat, c_out, cols, cols);
+            sgemm(
+                1.0,
+                ym,
+                col.t(),
+                1.0,
+                MatMut::row_major(&mut buf.dw, c_out, k, k),
+            );
+            sgemm(
+                1.0,
+                wm,
+                col,
+                0.0,
+                MatMut::row_major(&mut buf.mat, c_out, cols, cols),
+            );
+            compact(&buf.mat, c_out, g.h_out, g.w_out, ew, nbb, yb);
         }
     });
     reduce_grads(&scratch.groups[..plan.groups], dw, db);

@@ -397,3 +397,15 @@ fn parameters_are_visited_by_name() -> Result<()> {
     assert!((var / want - 1.0).abs() < 0.05, "variance {var} vs {want}");
     Ok(())
 }
+
+#[test]
+fn an_empty_batch_gives_empty_outputs_and_no_gradient() -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(20);
+    let mut conv = Conv2d::new(Conv2dConfig::new(2, 3, 3).padding(1), &mut rng)?;
+    let y = conv.forward(ArrayD::zeros(IxDyn(&[0, 2, 5, 5])), Mode::Train)?;
+    assert_eq!(y.shape(), &[0, 3, 5, 5]);
+    let dx = conv.backward(ArrayD::zeros(IxDyn(&[0, 3, 5, 5])))?;
+    assert_eq!(dx.shape(), &[0, 2, 5, 5]);
+    assert!(conv.weight.grad.iter().all(|&g| g == 0.0));
+    Ok(())
+}

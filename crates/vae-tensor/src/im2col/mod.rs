@@ -17,6 +17,9 @@
 
 use crate::shape::Conv2dGeom;
 
+pub mod phase;
+pub use phase::PhaseIm2col;
+
 /// Output positions `o` in `0..out_len` with `0 ≤ o·stride + koff − pad < in_len`, as a
 /// half-open range.
 #[inline]
@@ -281,6 +284,74 @@ mod tests {
                 (lhs - rhs).abs() <= 1e-4 * (1.0 + lhs.abs()),
                 "{case:?}: {lhs} vs {rhs}"
             );
+        }
+    }
+
+    #[test]
+    fn phase_im2col_matches_naive_on_the_real_columns() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for case in CASES {
+            let g = geom(case);
+            let ph = PhaseIm2col::new(&g);
+            let (p, p_ext, w_ext) = (g.out_plane(), ph.ext_plane(&g), ph.ext_width());
+            let x: Vec<f32> = (0..g.in_image())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut want = vec![f32::NAN; g.col_rows() * p];
+            im2col_naive(&g, &x, &mut want, p);
+            // Second image of a two-image block, as the kernels use it.
+            let ld = 2 * p_ext;
+            let mut got = vec![f32::NAN; g.col_rows() * ld];
+            ph.im2col(&g, &x, &mut got[p_ext..], ld, &mut Vec::new());
+            for r in 0..g.col_rows() {
+                for oy in 0..g.h_out {
+                    for ox in 0..g.w_out {
+                        let a = got[r * ld + p_ext + oy * w_ext + ox];
+                        let b = want[r * p + oy * g.w_out + ox];
+                        assert_eq!(a.to_bits(), b.to_bits(), "{case:?} r {r} ({oy}, {ox})");
+                    }
+                }
+                // Junk columns hold finite values.
+                assert!(got[r * ld + p_ext..r * ld + 2 * p_ext]
+                    .iter()
+                    .all(|v| v.is_finite()));
+            }
+        }
+    }
+
+    #[test]
+    fn phase_col2im_matches_naive() {
+        let mut rng = StdRng::seed_from_u64(4);
+        for case in CASES {
+            let g = geom(case);
+            let ph = PhaseIm2col::new(&g);
+            let (p, p_ext, w_ext) = (g.out_plane(), ph.ext_plane(&g), ph.ext_width());
+            let col: Vec<f32> = (0..g.col_rows() * p)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut ext = vec![f32::NAN; g.col_rows() * p_ext];
+            phase::expand(&col, g.col_rows(), g.h_out, g.w_out, w_ext, 1, &mut ext);
+            let mut back = vec![0.0; col.len()];
+            phase::compact(&ext, g.col_rows(), g.h_out, g.w_out, w_ext, 1, &mut back);
+            assert_eq!(back, col, "compact inverts expand");
+            let start: Vec<f32> = (0..g.in_image())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let (mut got, mut want) = (start.clone(), start);
+            ph.col2im(&g, &ext, p_ext, &mut got, &mut Vec::new());
+            col2im_naive(&g, &col, p, &mut want);
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{case:?}: {a} vs {b}"
+                );
+            }
+            // The overwriting form equals the adding form on a zeroed image.
+            let mut into = vec![f32::NAN; g.in_image()];
+            ph.col2im_into(&g, &ext, p_ext, &mut into, &mut Vec::new());
+            let mut zeroed = vec![0.0; g.in_image()];
+            ph.col2im(&g, &ext, p_ext, &mut zeroed, &mut Vec::new());
+            assert_eq!(into, zeroed, "{case:?}");
         }
     }
 }

@@ -5,7 +5,8 @@
 //! so its "elem/s" column reads as **FLOP/s** (FLOPs = 2 × multiply-adds, counted from the
 //! formula, bias ignored). After criterion, a second timing pass writes
 //! `$CARGO_TARGET_DIR/vae-bench/kernels.json` (default `target/vae-bench/kernels.json`) with
-//! GFLOP/s and the ratio to sgemm 1024³ at the same thread count. That pass runs all kernels
+//! GFLOP/s and the ratios to sgemm 1024³ (`ratio_to_sgemm`) and to sgemm 512³
+//! (`ratio_to_sgemm_512`) at the same thread count. That pass runs all kernels
 //! round-robin, one iteration each per round, and takes medians, so that every kernel and
 //! the reference see the same background load (the machine is shared); the ratio is the
 //! median of per-round ratios.
@@ -358,6 +359,8 @@ struct Record {
     gflops: f64,
     /// Median over rounds of (this kernel's GFLOP/s / sgemm_1024's GFLOP/s in the same round).
     paired_ratio: f64,
+    /// The same against sgemm_512 (NaN when it was not run).
+    paired_ratio_512: f64,
 }
 
 /// Times every kernel round-robin (one iteration of each per round) so that all kernels and
@@ -425,13 +428,17 @@ fn json_pass(threads: &[usize], filter: &str) -> Vec<Record> {
         }
         let ref_flops = ks[reference].flops as f64;
         let ref_times = times[reference].clone();
-        for (name, shape, flops, ts) in series {
-            let m = median(&ts);
+        let ref512 = ks.iter().position(|k| k.name == "sgemm_512");
+        let paired = |flops: u64, ts: &[f64], rf: f64, rt: &[f64]| {
             let ratios: Vec<f64> = ts
                 .iter()
-                .zip(&ref_times)
-                .map(|(&tk, &tr)| (flops as f64 / tk) / (ref_flops / tr))
+                .zip(rt)
+                .map(|(&tk, &tr)| (flops as f64 / tk) / (rf / tr))
                 .collect();
+            median(&ratios)
+        };
+        for (name, shape, flops, ts) in series {
+            let m = median(&ts);
             let r = Record {
                 kernel: name,
                 shape,
@@ -439,15 +446,19 @@ fn json_pass(threads: &[usize], filter: &str) -> Vec<Record> {
                 flops,
                 median_ms: m * 1e3,
                 gflops: flops as f64 / m / 1e9,
-                paired_ratio: median(&ratios),
+                paired_ratio: paired(flops, &ts, ref_flops, &ref_times),
+                paired_ratio_512: ref512.map_or(f64::NAN, |i| {
+                    paired(flops, &ts, ks[i].flops as f64, &times[i])
+                }),
             };
             eprintln!(
-                "{:>2} thr  {:<28} {:>9.3} ms  {:>7.1} GFLOP/s  {:>5.2} of sgemm_1024 ({} rounds)",
+                "{:>2} thr  {:<28} {:>9.3} ms  {:>7.1} GFLOP/s  {:>5.2} of sgemm_1024  {:>5.2} of sgemm_512 ({} rounds)",
                 t,
                 r.kernel,
                 r.median_ms,
                 r.gflops,
                 r.paired_ratio,
+                r.paired_ratio_512,
                 ts.len()
             );
             out.push(r);
@@ -469,10 +480,10 @@ fn lscpu_model() -> String {
 
 fn write_json(records: &[Record]) -> std::io::Result<std::path::PathBuf> {
     use serde_json::json;
-    let sgemm_ref = |t: usize| {
+    let sgemm_ref = |t: usize, name: &str| {
         records
             .iter()
-            .find(|r| r.threads == t && r.kernel == "sgemm_1024")
+            .find(|r| r.threads == t && r.kernel == name)
             .map_or(f64::NAN, |r| r.gflops)
     };
     let rows: Vec<serde_json::Value> = records
@@ -481,7 +492,9 @@ fn write_json(records: &[Record]) -> std::io::Result<std::path::PathBuf> {
             json!({
                 "kernel": r.kernel, "shape": r.shape, "threads": r.threads, "flops": r.flops,
                 "median_ms": r.median_ms, "gflops": r.gflops,
-                "sgemm_ref_gflops": sgemm_ref(r.threads), "ratio_to_sgemm": r.paired_ratio,
+                "sgemm_ref_gflops": sgemm_ref(r.threads, "sgemm_1024"), "ratio_to_sgemm": r.paired_ratio,
+                "sgemm_512_gflops": sgemm_ref(r.threads, "sgemm_512"),
+                "ratio_to_sgemm_512": r.paired_ratio_512,
             })
         })
         .collect();
@@ -490,7 +503,7 @@ fn write_json(records: &[Record]) -> std::io::Result<std::path::PathBuf> {
         "cpu": lscpu_model(),
         "logical_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "flops_convention": "2 x multiply-adds from the layer formula (bias ignored); backward = dx + dW = 2 x forward",
-        "sgemm_reference": "sgemm_1024 at the same thread count (gemm::sgemm_par over rayon); ratio_to_sgemm = median over rounds of (kernel GFLOP/s / sgemm_1024 GFLOP/s in the same round)",
+        "sgemm_reference": "sgemm_1024 at the same thread count (gemm::sgemm_par over rayon); ratio_to_sgemm = median over rounds of (kernel GFLOP/s / sgemm_1024 GFLOP/s in the same round); ratio_to_sgemm_512 the same against sgemm_512",
         "threading": "rayon pool of `threads` workers; matrixmultiply built without its threading feature (single-threaded gemm calls)",
         "timing": "round-robin over all kernels (one iteration each per round), >= 5 rounds and >= VAE_BENCH_SECS (default 20) s per thread count; median per kernel",
         "records": rows,

@@ -65,6 +65,8 @@ const CASES: &[Case] = &[
     ([3, 4, 8, 13], 3, [3, 2], 2, 1, 2),
     ([1, 1, 6, 6], 3, [1, 1], 1, 0, 1),
     ([2, 2, 24, 25], 3, [3, 3], 1, 1, 1),
+    // One input channel (the conv 1->32 case), with stride 2, padding, dilation.
+    ([3, 1, 9, 19], 4, [3, 3], 2, 1, 2),
 ];
 
 fn layer(case: &Case, bias: bool, rng: &mut StdRng) -> Conv2d {
@@ -243,29 +245,35 @@ fn backward_twice_doubles_the_gradients() -> Result<()> {
 #[test]
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(15);
-    // Large enough to take the parallel path (> 2^20 MACs, several groups).
-    let case: Case = ([16, 8, 16, 16], 8, [3, 3], 1, 1, 1);
-    let x = uniform(&case.0, &mut rng);
-    let dy = uniform(&[16, 8, 16, 16], &mut rng);
-    let proto = layer(&case, true, &mut rng);
-    let run = |threads: usize| -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        let mut conv = Conv2d::from_weights(
-            proto.cfg,
-            proto.weight.value.clone(),
-            proto.bias.as_ref().map(|b| b.value.clone()),
-        )?;
-        pool.install(|| {
-            let y = conv.forward(x.clone(), Mode::Train)?;
-            let dx = conv.backward(dy.clone())?;
-            Ok((y, dx, conv.weight.grad.clone()))
-        })
-    };
-    assert_eq!(run(1)?, run(2)?);
-    assert_eq!(run(2)?, run(3)?);
+    // Large enough to take the parallel path (> 2^20 MACs, several groups); the second
+    // case has one input channel (a gemm dimension of 9).
+    let cases: [Case; 2] = [
+        ([16, 8, 16, 16], 8, [3, 3], 1, 1, 1),
+        ([24, 1, 28, 28], 32, [3, 3], 1, 0, 1),
+    ];
+    for case in cases {
+        let x = uniform(&case.0, &mut rng);
+        let proto = layer(&case, true, &mut rng);
+        let dy = uniform(&proto.output_shape(&case.0)?, &mut rng);
+        let run = |threads: usize| -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let mut conv = Conv2d::from_weights(
+                proto.cfg,
+                proto.weight.value.clone(),
+                proto.bias.as_ref().map(|b| b.value.clone()),
+            )?;
+            pool.install(|| {
+                let y = conv.forward(x.clone(), Mode::Train)?;
+                let dx = conv.backward(dy.clone())?;
+                Ok((y, dx, conv.weight.grad.clone()))
+            })
+        };
+        assert_eq!(run(1)?, run(2)?, "{case:?}");
+        assert_eq!(run(2)?, run(3)?, "{case:?}");
+    }
     Ok(())
 }
 

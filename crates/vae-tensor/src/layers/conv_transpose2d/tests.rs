@@ -85,6 +85,11 @@ fn cases() -> Vec<([usize; 4], ConvTranspose2dConfig)> {
         ),
         ([2, 3, 7, 7], c(3, 2, 3).stride(1).padding(1)),
         ([2, 2, 24, 23], c(2, 1, 3).padding(1)),
+        // One output channel with stride 2 and output padding.
+        (
+            [3, 3, 5, 9],
+            c(3, 1, 3).stride(2).padding(1).output_padding(1),
+        ),
     ]
 }
 
@@ -225,30 +230,42 @@ fn backward_twice_doubles_the_gradients() -> Result<()> {
 #[test]
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(25);
-    let cfg = ConvTranspose2dConfig::new(16, 8, 3)
-        .stride(2)
-        .padding(1)
-        .output_padding(1);
-    let x = uniform(&[24, 16, 7, 7], &mut rng);
-    let proto = layer(cfg, &mut rng);
-    let dy = uniform(&proto.output_shape(x.shape())?, &mut rng);
-    let run = |threads: usize| -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("pool");
-        let mut t = ConvTranspose2d::from_weights(
-            cfg,
-            proto.weight.value.clone(),
-            proto.bias.as_ref().map(|b| b.value.clone()),
-        )?;
-        pool.install(|| {
-            let y = t.forward(x.clone(), Mode::Train)?;
-            let dx = t.backward(dy.clone())?;
-            Ok((y, dx, t.weight.grad.clone()))
-        })
-    };
-    assert_eq!(run(1)?, run(2)?);
+    // The second configuration has one output channel (a gemm dimension of 9).
+    let configs = [
+        (
+            [24, 16, 7, 7],
+            ConvTranspose2dConfig::new(16, 8, 3)
+                .stride(2)
+                .padding(1)
+                .output_padding(1),
+        ),
+        (
+            [24, 32, 28, 28],
+            ConvTranspose2dConfig::new(32, 1, 3).padding(1),
+        ),
+    ];
+    for (shape, cfg) in configs {
+        let x = uniform(&shape, &mut rng);
+        let proto = layer(cfg, &mut rng);
+        let dy = uniform(&proto.output_shape(x.shape())?, &mut rng);
+        let run = |threads: usize| -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let mut t = ConvTranspose2d::from_weights(
+                cfg,
+                proto.weight.value.clone(),
+                proto.bias.as_ref().map(|b| b.value.clone()),
+            )?;
+            pool.install(|| {
+                let y = t.forward(x.clone(), Mode::Train)?;
+                let dx = t.backward(dy.clone())?;
+                Ok((y, dx, t.weight.grad.clone()))
+            })
+        };
+        assert_eq!(run(1)?, run(2)?, "{cfg:?}");
+    }
     Ok(())
 }
 

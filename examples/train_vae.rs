@@ -15,8 +15,9 @@ use std::time::Instant;
 use vae_core::{
     gallery, impute, iwae, train, Binarization, Preset, TrainConfig, Trainer, Vae, VaeConfig,
 };
+use vae_data::idx::read_idx;
 use vae_data::location::resolve_data_dir;
-use vae_data::mnist::{load_mnist, Mnist, Split};
+use vae_data::mnist::{load_mnist, mnist_files, Split};
 
 /// Train a VAE and write reconstructions, samples, interpolations, traversals and more.
 #[derive(Parser, Debug)]
@@ -89,18 +90,21 @@ fn data_dir(args: &Args) -> Result<PathBuf> {
     }
 }
 
-/// Pixels kept as u8: a quarter of the memory of f32 (47 MB for MNIST train).
-fn to_u8(m: &Mnist, limit: Option<usize>) -> Array4<u8> {
-    let n = limit.unwrap_or(usize::MAX).min(m.len());
-    m.images
-        .slice_axis(Axis(0), (0..n).into())
-        .mapv(|v| (v * 255.0).round() as u8)
+/// Training pixels read straight from the IDX file as u8: a quarter of the memory of f32
+/// (47 MB for MNIST train instead of 188 MB).
+fn train_u8(dir: &std::path::Path, limit: Option<usize>) -> Result<Array4<u8>> {
+    let (images, _) = mnist_files(dir, Split::Train)?;
+    let a = ndarray::ArrayD::<u8>::try_from(read_idx(&images)?)?;
+    let (n, h, w) = (a.shape()[0], a.shape()[1], a.shape()[2]);
+    let a = a.into_shape_with_order((n, 1, h, w))?;
+    Ok(a.slice_axis(Axis(0), (0..limit.unwrap_or(n).min(n)).into())
+        .to_owned())
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let dir = data_dir(&args)?;
-    let train_u8 = to_u8(&load_mnist(&dir, Split::Train)?, args.train_limit);
+    let train_u8 = train_u8(&dir, args.train_limit)?;
     let test = load_mnist(&dir, Split::Test)?;
     let (n_train, d) = (train_u8.dim().0, dir.display());
     println!("data: {d} ({n_train} train, {} test images)", test.len());

@@ -9,6 +9,11 @@ use ndarray::{Array4, ArrayView4, Axis};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// Images per forward pass in evaluation helpers (test ELBO, imputation, encodings): the
+/// training batch of the reference setup, so evaluation never needs more activation
+/// memory than training at batch 128.
+pub const EVAL_BATCH: usize = 128;
+
 /// A set of equally shaped images with values in `[0, 1]`.
 pub trait ImageSource: Sync {
     /// Number of images.

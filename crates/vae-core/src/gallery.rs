@@ -116,8 +116,8 @@ pub fn write_gallery(
     if !labels.is_empty() {
         let m = test.dim().0.min(labels.len()).min(5000);
         let mut mus = Vec::new();
-        for s in (0..m).step_by(500) {
-            let idx: Vec<usize> = (s..(s + 500).min(m)).collect();
+        for s in (0..m).step_by(crate::data::EVAL_BATCH) {
+            let idx: Vec<usize> = (s..(s + crate::data::EVAL_BATCH).min(m)).collect();
             mus.push(vae.encode(&rows(test, &idx))?.0);
         }
         let views: Vec<_> = mus.iter().map(|a| a.view()).collect();

@@ -5,7 +5,7 @@
 //! fills in the rest. Errors are measured on the missing pixels only, against the
 //! mean-fill baseline that stops before the first iteration.
 
-use crate::data::{chunks, ImageSource};
+use crate::data::{chunks, ImageSource, EVAL_BATCH};
 use crate::error::{CoreError, Result};
 use crate::model::Vae;
 use ndarray::{Array3, Array4, Axis, Zip};
@@ -93,7 +93,7 @@ impl std::fmt::Display for ImputationReport {
 }
 
 /// Imputes the pixels of `x` where `observed` is 0, starting from `fill` (`[c, h, w]`),
-/// with `iterations` encode/decode rounds, in batches of 500. See the [module docs](self).
+/// with `iterations` encode/decode rounds, in batches of [`EVAL_BATCH`]. See the [module docs](self).
 pub fn impute(
     vae: &mut Vae,
     x: &Array4<f32>,
@@ -124,8 +124,8 @@ pub fn impute(
     let mut cur = mean_fill.clone();
     for _ in 0..iterations {
         let mut next = Vec::with_capacity(n);
-        for s in (0..n).step_by(500) {
-            let idx: Vec<usize> = (s..(s + 500).min(n)).collect();
+        for s in (0..n).step_by(EVAL_BATCH) {
+            let idx: Vec<usize> = (s..(s + EVAL_BATCH).min(n)).collect();
             next.push(vae.reconstruct(&cur.select(Axis(0), &idx))?);
         }
         let views: Vec<_> = next.iter().map(|a| a.view()).collect();

@@ -5,11 +5,12 @@
 //! encoder).
 
 use crate::config::{Likelihood, VaeConfig, Variance};
+use crate::data::EVAL_BATCH;
 use crate::elbo::{self, ElboTerms};
 use crate::error::{CoreError, Result};
 use crate::presets;
 use crate::reparam::Reparam;
-use ndarray::{Array2, Array4, ArrayD, ArrayView4, Ix2, Ix4};
+use ndarray::{Array2, Array4, ArrayD, ArrayView4, Axis, Ix2, Ix4};
 use rand::Rng;
 use vae_tensor::init::Init;
 use vae_tensor::layer::join_name;
@@ -323,16 +324,31 @@ impl Vae {
     }
 
     /// Posterior parameters (μ, logvar), each `[n, d]`, in evaluation mode.
+    /// Runs in chunks of [`EVAL_BATCH`](crate::data::EVAL_BATCH) images, so memory does
+    /// not grow with `n`.
     pub fn encode(&mut self, x: &Array4<f32>) -> Result<(Array2<f32>, Array2<f32>)> {
         self.check_batch("encode", &x.view())?;
-        self.encode_mode(x.clone().into_dyn(), Mode::Eval)
+        let (mut mus, mut lvs) = (Vec::new(), Vec::new());
+        for part in x.axis_chunks_iter(Axis(0), EVAL_BATCH) {
+            let (mu, lv) = self.encode_mode(part.to_owned().into_dyn(), Mode::Eval)?;
+            mus.push(mu);
+            lvs.push(lv);
+        }
+        Ok((cat(mus)?, cat(lvs)?))
     }
 
     /// Raw decoder output (logits for Bernoulli, means for Gaussian), `[n, c, h, w]`.
+    /// Runs in chunks of [`EVAL_BATCH`](crate::data::EVAL_BATCH) latent vectors.
     pub fn decode_raw(&mut self, z: &Array2<f32>) -> Result<Array4<f32>> {
         self.check_latent("decode", z)?;
-        let out = self.decoder.forward(z.clone().into_dyn(), Mode::Eval)?;
-        out.into_dimensionality::<Ix4>().map_err(shape_err)
+        let mut outs = Vec::new();
+        for part in z.axis_chunks_iter(Axis(0), EVAL_BATCH) {
+            let out = self
+                .decoder
+                .forward(part.to_owned().into_dyn(), Mode::Eval)?;
+            outs.push(out.into_dimensionality::<Ix4>().map_err(shape_err)?);
+        }
+        cat(outs)
     }
 
     /// The mean image E[x | z] (sigmoid of the logits for Bernoulli), `[n, c, h, w]`.
@@ -394,6 +410,17 @@ impl Vae {
 
 fn shape_err(e: ndarray::ShapeError) -> CoreError {
     CoreError::arg("vae", format!("internal reshape failed: {e}"))
+}
+
+/// Concatenates chunks along the batch axis (no copy for a single chunk).
+fn cat<D: ndarray::RemoveAxis>(
+    mut parts: Vec<ndarray::Array<f32, D>>,
+) -> Result<ndarray::Array<f32, D>> {
+    if parts.len() == 1 {
+        return Ok(parts.pop().expect("one part"));
+    }
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    ndarray::concatenate(Axis(0), &views).map_err(shape_err)
 }
 
 fn to2(a: ArrayD<f32>) -> Result<Array2<f32>> {

@@ -338,7 +338,8 @@ impl Trainer {
     }
 }
 
-/// The mean ELBO terms over a data set, one posterior sample per image, in batches of 500.
+/// The mean ELBO terms over a data set, one posterior sample per image, in batches of
+/// [`EVAL_BATCH`](crate::data::EVAL_BATCH).
 /// Dynamic binarization and ε are drawn from a generator seeded by `seed`, so the same seed
 /// gives the same number.
 pub fn evaluate(
@@ -349,7 +350,7 @@ pub fn evaluate(
 ) -> Result<ElboTerms> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7E57);
     let (mut recon, mut kl, mut n) = (0.0, 0.0, 0usize);
-    for (_, mut x) in chunks(data, 500) {
+    for (_, mut x) in chunks(data, crate::data::EVAL_BATCH) {
         binarization.apply(&mut x, &mut rng)?;
         let (r, k) = vae.evaluate(&x, &mut rng)?;
         recon += r.sum();

@@ -176,3 +176,30 @@ fn resume_from_a_mismatched_checkpoint_is_a_typed_error() {
         other => panic!("wrong error {other:?}"),
     }
 }
+
+#[test]
+fn encode_and_decode_in_chunks_match_single_images() {
+    let x = bars(300, 7); // more than EVAL_BATCH = 128, not a multiple of it
+    let mut vae = Vae::new(cfg(), &mut StdRng::seed_from_u64(0)).unwrap();
+    let (mu, lv) = vae.encode(&x).unwrap();
+    assert_eq!(mu.dim(), (300, 2));
+    for i in [0, 127, 128, 299] {
+        let one = x.slice_axis(ndarray::Axis(0), (i..i + 1).into()).to_owned();
+        let (m1, l1) = vae.encode(&one).unwrap();
+        for j in 0..2 {
+            assert!(
+                (m1[[0, j]] - mu[[i, j]]).abs() < 1e-5 && (l1[[0, j]] - lv[[i, j]]).abs() < 1e-5
+            );
+        }
+    }
+    let out = vae.decode(&mu).unwrap();
+    assert_eq!(out.dim(), (300, 1, 6, 6));
+    let last = vae
+        .decode(
+            &mu.slice_axis(ndarray::Axis(0), (299..300).into())
+                .to_owned(),
+        )
+        .unwrap();
+    let diff = (&out.slice_axis(ndarray::Axis(0), (299..300).into()) - &last).mapv(f32::abs);
+    assert!(diff.iter().all(|&d| d < 1e-5));
+}

@@ -24,6 +24,7 @@ pub mod classify;
 pub mod error;
 pub mod knn;
 pub mod metrics;
+pub mod segmentation;
 pub mod texture;
 pub mod texture_task;
 

@@ -14,7 +14,7 @@
 //! # What is checked before anything is allocated
 //! magic, type code, rank, the product of the dimensions (checked, in bytes), the declared
 //! size against the real file length (truncated file, trailing bytes; for `.gz`: against
-//! the most a deflate stream of that length can hold), and the [`Limits`] budget. Then the
+//! the most a deflate stream of that length can hold), and the [`Limits`](crate::Limits) budget. Then the
 //! final buffer is allocated once, at its exact size, and the payload is decoded straight
 //! into it. A truncated or corrupt gzip stream, and data after the declared end, are
 //! errors too.

@@ -152,6 +152,31 @@ pub(crate) fn check_param(layer: &str, name: &str, p: &Param, expected: &[usize]
     Ok(())
 }
 
+/// The bias parameter of a convolution layer: `Some` with shape `[c_out]` exactly when the
+/// config asks for a bias, an error when a bias is given against the config or missing.
+pub(crate) fn bias_param(
+    layer: &str,
+    want: bool,
+    bias: Option<ArrayD<f32>>,
+    c_out: usize,
+) -> Result<Option<Param>> {
+    match (want, bias) {
+        (true, Some(b)) => {
+            let b = Param::new(b);
+            check_param(layer, "bias", &b, &[c_out])?;
+            Ok(Some(b))
+        }
+        (false, None) => Ok(None),
+        (want, _) => Err(TensorError::config(
+            layer,
+            format!(
+                "config says bias = {want} but a bias was {}given",
+                if want { "not " } else { "" }
+            ),
+        )),
+    }
+}
+
 /// Takes the recycled buffer if it has `len` elements (its contents are overwritten by the
 /// kernel), otherwise allocates.
 pub(crate) fn output_buffer(spare: &mut Vec<f32>, len: usize) -> Vec<f32> {
@@ -243,23 +268,7 @@ impl Conv2d {
         cfg.validate(&name)?;
         let weight = Param::new(weight);
         check_param(&name, "weight", &weight, &Self::weight_shape(&cfg))?;
-        let bias = match (cfg.bias, bias) {
-            (true, Some(b)) => {
-                let b = Param::new(b);
-                check_param(&name, "bias", &b, &[cfg.c_out])?;
-                Some(b)
-            }
-            (false, None) => None,
-            (want, _) => {
-                return Err(TensorError::config(
-                    &name,
-                    format!(
-                        "config says bias = {want} but a bias was {}given",
-                        if want { "not " } else { "" }
-                    ),
-                ))
-            }
-        };
+        let bias = bias_param(&name, cfg.bias, bias, cfg.c_out)?;
         Ok(Conv2d {
             cfg,
             name,

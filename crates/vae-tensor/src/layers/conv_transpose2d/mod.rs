@@ -7,7 +7,9 @@ mod tests;
 use crate::error::{Result, TensorError};
 use crate::layer::{check_dy, join_name, Layer, Mode, Param, Parameterized};
 use crate::layers::conv2d::kernel::{self, ConvScratch};
-use crate::layers::conv2d::{check_param, he_normal, into_std_vec, output_buffer, std_slice_mut};
+use crate::layers::conv2d::{
+    bias_param, check_param, he_normal, into_std_vec, output_buffer, std_slice_mut,
+};
 use crate::shape::{expect_nchw, ConvHyper, ConvTranspose2dGeom};
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
@@ -208,23 +210,7 @@ impl ConvTranspose2d {
         cfg.validate(&name)?;
         let weight = Param::new(weight);
         check_param(&name, "weight", &weight, &Self::weight_shape(&cfg))?;
-        let bias = match (cfg.bias, bias) {
-            (true, Some(b)) => {
-                let b = Param::new(b);
-                check_param(&name, "bias", &b, &[cfg.c_out])?;
-                Some(b)
-            }
-            (false, None) => None,
-            (want, _) => {
-                return Err(TensorError::config(
-                    &name,
-                    format!(
-                        "config says bias = {want} but a bias was {}given",
-                        if want { "not " } else { "" }
-                    ),
-                ))
-            }
-        };
+        let bias = bias_param(&name, cfg.bias, bias, cfg.c_out)?;
         Ok(ConvTranspose2d {
             cfg,
             name,

@@ -8,6 +8,8 @@
 //!   Gaussian smoothing, non-maximum suppression and thinning, rotation-invariant uniform
 //!   local binary patterns. Free functions on grey images `ArrayView2<f32>` of shape
 //!   `[h, w]` (row-major, y down), in the style of `imageproc`.
+//! * [`edges`]: classical detectors as soft edge maps, the precision-recall picture, and
+//!   the learned edge head on a VAE encoder (HED-style side outputs, class-balanced loss).
 //! * [`metrics`]: the BSDS500 boundary benchmark (ODS, OIS, AP), classification metrics
 //!   (accuracy, per-class accuracy, confusion matrix as text and PNG) and segmentation
 //!   metrics (pixel accuracy, IoU, mIoU, boundary F-measure).
@@ -21,6 +23,7 @@
 
 pub mod classical;
 pub mod classify;
+pub mod edges;
 pub mod error;
 pub mod knn;
 pub mod metrics;

@@ -28,10 +28,17 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
+use rand::SeedableRng;
 use rayon::prelude::*;
 use serde_json::json;
+use vae_core::checkpoint::collect_weights;
+use vae_core::{Checkpoint, Vae};
 use vae_data::bsds::{bsds_ids, load_bsds_image, BsdsImage};
-use vae_vision::edges::{classical_map, pr_plot, Method};
+use vae_tensor::layer::Layer;
+use vae_vision::edges::{
+    classical_map, edge_map, pr_plot, prepare_samples, pretrain_vae, train_edge_net, EdgeModel,
+    EdgeNet, EdgeNetConfig, EdgeTrainConfig, Method, VaePretrainConfig,
+};
 use vae_vision::metrics::{evaluate_image, summarize, BsdsConfig, BsdsReport};
 
 /// Edge detectors on a BSDS500 split, scored by ODS / OIS / AP.
@@ -62,6 +69,51 @@ struct Args {
     /// Do not write per-image edge maps (the curve picture and JSON are still written).
     #[arg(long)]
     no_maps: bool,
+    /// Train the learned head (and its VAE) even if `--checkpoint` exists, then save it
+    /// there. Without `--train`, an existing checkpoint is only evaluated.
+    #[arg(long)]
+    train: bool,
+    /// Split folder the head and the VAE are trained on.
+    #[arg(long, default_value = "train")]
+    train_split: String,
+    /// Optimizer steps of the head.
+    #[arg(long, default_value_t = 1500)]
+    steps: usize,
+    /// Crops per step.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Crop side (multiple of 4).
+    #[arg(long, default_value_t = 96)]
+    crop: usize,
+    /// Peak learning rate (Adam, cosine decay).
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f32,
+    /// A pixel is an edge when at least this fraction of annotators marked it; pixels some
+    /// but fewer marked are ignored.
+    #[arg(long, default_value_t = 0.3)]
+    eta: f32,
+    /// Dilations of the head's convolutions (one convolution each).
+    #[arg(long, default_value = "2,4")]
+    dilations: String,
+    /// VAE pretraining epochs on image patches (0: no VAE, the encoder starts at random).
+    #[arg(long, default_value_t = 3)]
+    vae_epochs: usize,
+    /// Reuse the VAE saved at this path (vae-core checkpoint), or save the one trained
+    /// here to it, so several heads (e.g. ablations) share one pretrained VAE.
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Patches (32x32 RGB) the VAE is trained on.
+    #[arg(long, default_value_t = 20000)]
+    vae_patches: usize,
+    /// Supervise only the fused output (ablation of HED's deep supervision).
+    #[arg(long)]
+    no_deep_supervision: bool,
+    /// Plain cross-entropy instead of HED's class-balanced one (ablation).
+    #[arg(long)]
+    no_balance: bool,
+    /// Seed of the VAE, the network's weights, crops and flips.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// Process CPU time (user + system) in seconds from /proc/self/stat (Linux, 100 ticks per
@@ -144,6 +196,161 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     pb
 }
 
+fn load_split(dir: &Path, limit: usize, what: &str) -> Result<Vec<BsdsImage>> {
+    let mut ids = bsds_ids(dir).with_context(|| format!("listing {}", dir.display()))?;
+    if limit > 0 {
+        ids.truncate(limit);
+    }
+    let pb = bar(ids.len(), what);
+    let images: Vec<BsdsImage> = ids
+        .par_iter()
+        .map(|id| {
+            let im = load_bsds_image(dir, id);
+            pb.inc(1);
+            im
+        })
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("loading {}", dir.display()))?;
+    pb.finish_and_clear();
+    Ok(images)
+}
+
+/// Pretrains the VAE, trains the head, saves both to `path`.
+fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
+    let dir = split_dir(data, &a.train_split)?;
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let images = load_split(&dir, 0, "load train")?;
+    let samples = prepare_samples(&images, a.eta)?;
+    println!(
+        "training on {} images of {} (edge when >= {} of annotators agree)",
+        images.len(),
+        dir.display(),
+        a.eta
+    );
+    let dilations = a
+        .dilations
+        .split(',')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--dilations: comma-separated integers")?;
+    let vcfg = VaePretrainConfig {
+        patches: a.vae_patches,
+        epochs: a.vae_epochs,
+        seed: a.seed,
+        ..VaePretrainConfig::default()
+    };
+    let net_cfg = EdgeNetConfig {
+        dilations,
+        ..EdgeNetConfig::for_conv_preset(vcfg.channels)
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(11));
+    let (mut vae, mut vae_s, mut vae_cpu, mut vae_loss) = (None, 0.0, 0.0, None);
+    if a.vae_epochs > 0 {
+        match a.vae.as_ref().filter(|p| p.exists()) {
+            Some(p) => {
+                let ck = Checkpoint::load(p)
+                    .with_context(|| format!("loading the VAE from {}", p.display()))?;
+                let mut v = Vae::new(ck.config.clone(), &mut rng)?;
+                ck.apply_weights(&mut v, p)?;
+                vae_loss = ck.extra.get("loss").and_then(|l| l.as_f64());
+                println!(
+                    "loaded the pretrained VAE from {} ({})",
+                    p.display(),
+                    ck.extra
+                );
+                vae = Some(v);
+            }
+            None => {
+                let rgb: Vec<_> = images.iter().map(|im| im.image.clone()).collect();
+                let c = cpu_seconds();
+                let (mut v, s, l) = pretrain_vae(&rgb, &vcfg, |m| println!("{m}"))?;
+                (vae_s, vae_cpu, vae_loss) = (s, cpu_seconds() - c, l);
+                println!("VAE pretraining: {vae_s:.0} s wall, {vae_cpu:.0} s CPU");
+                if let Some(p) = &a.vae {
+                    let ck = Checkpoint {
+                        config: v.config().clone(),
+                        step: 0,
+                        epoch: a.vae_epochs,
+                        weights: collect_weights(&mut v),
+                        optim_step: 0,
+                        optim_tensors: Vec::new(),
+                        extra: json!({"loss": l, "wall_s": s, "cpu_s": vae_cpu,
+                                      "patches": a.vae_patches, "epochs": a.vae_epochs,
+                                      "seed": a.seed, "train_dir": dir.display().to_string()}),
+                    };
+                    ck.save(p)?;
+                    println!("saved the VAE to {}", p.display());
+                }
+                vae = Some(v);
+            }
+        }
+    }
+    let mut net = match vae.as_mut() {
+        Some(v) => EdgeNet::with_vae_encoder(net_cfg, v, &mut rng)?,
+        None => EdgeNet::new(net_cfg, &mut rng)?,
+    };
+    let tcfg = EdgeTrainConfig {
+        steps: a.steps,
+        batch: a.batch,
+        crop: a.crop,
+        lr: a.lr,
+        seed: a.seed,
+        deep_supervision: !a.no_deep_supervision,
+        balanced: !a.no_balance,
+    };
+    println!("{} on {:?}", net.describe(), tcfg);
+    let pb = bar(a.steps, "train");
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>8} [{bar:30}] {pos}/{len} {elapsed} eta {eta} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let mut avg = f64::NAN;
+    let history = train_edge_net(&mut net, &samples, &tcfg, |s| {
+        avg = if avg.is_nan() {
+            s.loss
+        } else {
+            0.98 * avg + 0.02 * s.loss
+        };
+        pb.set_message(format!("loss {avg:.4}"));
+        pb.inc(1);
+        if (s.step + 1) % 100 == 0 {
+            pb.println(format!("step {}: loss (running mean) {avg:.4}", s.step + 1));
+        }
+    })?;
+    pb.finish_and_clear();
+    let (head_s, head_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+    println!(
+        "head training: {head_s:.0} s wall, {head_cpu:.0} s CPU; total with loading {:.0} s wall, {:.0} s CPU",
+        t0.elapsed().as_secs_f64(),
+        cpu_seconds() - c0
+    );
+    let losses: Vec<f64> = history.iter().map(|h| h.loss).collect();
+    let info = json!({
+        "train_dir": dir.display().to_string(),
+        "train_images": images.len(),
+        "eta": a.eta,
+        "steps": a.steps, "batch": a.batch, "crop": a.crop, "lr": a.lr, "seed": a.seed,
+        "deep_supervision": tcfg.deep_supervision, "balanced": tcfg.balanced,
+        "vae_epochs": a.vae_epochs, "vae_patches": a.vae_patches, "vae_loss": vae_loss,
+        "vae_wall_s": vae_s, "vae_cpu_s": vae_cpu,
+        "head_wall_s": head_s, "head_cpu_s": head_cpu,
+        "threads": rayon::current_num_threads(),
+        "loss_first_100": losses.iter().take(100).sum::<f64>() / losses.len().clamp(1, 100) as f64,
+        "loss_last_100": losses.iter().rev().take(100).sum::<f64>() / losses.len().clamp(1, 100) as f64,
+    });
+    let mut model = EdgeModel { net, vae, info };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    model.save(path)?;
+    println!("saved the head and the VAE to {}", path.display());
+    Ok(model)
+}
+
 struct Outcome {
     method: Method,
     report: BsdsReport,
@@ -160,22 +367,24 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("data"));
     let dir = split_dir(&data, &a.split)?;
     let methods = methods(&a.method, a.checkpoint.is_some())?;
-    let mut ids = bsds_ids(&dir).with_context(|| format!("listing {}", dir.display()))?;
-    if a.limit > 0 {
-        ids.truncate(a.limit);
+    let mut model = None;
+    if methods.contains(&Method::Vae) {
+        let path = a.checkpoint.as_ref().expect("checked by methods()");
+        model = Some(if a.train || !path.exists() {
+            train_head(&a, &data, path)?
+        } else {
+            let m = EdgeModel::load(path)
+                .with_context(|| format!("loading the edge head from {}", path.display()))?;
+            println!(
+                "loaded the edge head from {} (trained with {})",
+                path.display(),
+                m.info
+            );
+            m
+        });
     }
     let t0 = Instant::now();
-    let pb = bar(ids.len(), "load");
-    let images: Vec<BsdsImage> = ids
-        .par_iter()
-        .map(|id| {
-            let im = load_bsds_image(&dir, id);
-            pb.inc(1);
-            im
-        })
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("loading {}", dir.display()))?;
-    pb.finish_and_clear();
+    let images = load_split(&dir, a.limit, "load")?;
     println!(
         "loaded {} images from {} in {:.1} s ({} threads)",
         images.len(),
@@ -188,19 +397,31 @@ fn main() -> Result<()> {
     let cfg = BsdsConfig::default();
     let mut outcomes = Vec::new();
     for &method in &methods {
-        if method == Method::Vae {
-            bail!("the learned edge head is not available in this build");
-        }
         let map_dir = a.out.join(method.name());
         if !a.no_maps {
             std::fs::create_dir_all(&map_dir)?;
         }
         let (t, c) = (Instant::now(), cpu_seconds());
         let pb = bar(images.len(), method.name());
+        // The network is evaluated image by image (it keeps its activations for backward);
+        // its maps then join the parallel benchmark like the classical ones.
+        let mut net_maps: Vec<Option<Array2<f32>>> = vec![None; images.len()];
+        if let (Method::Vae, Some(m)) = (method, model.as_mut()) {
+            let pbn = bar(images.len(), "network");
+            for (slot, im) in net_maps.iter_mut().zip(&images) {
+                *slot = Some(edge_map(&mut m.net, im.image.view())?);
+                pbn.inc(1);
+            }
+            pbn.finish_and_clear();
+        }
         let results = images
             .par_iter()
-            .map(|im| -> Result<_> {
-                let map = classical_map(method, im.image.view())?;
+            .zip(net_maps.into_par_iter())
+            .map(|(im, net_map)| -> Result<_> {
+                let map = match net_map {
+                    Some(m) => m,
+                    None => classical_map(method, im.image.view())?,
+                };
                 if !a.no_maps {
                     save_map(&map, &map_dir.join(format!("{}.png", im.id)))?;
                 }

@@ -7,9 +7,30 @@
 //!   as maps in `[0, 1]`.
 //! * [`pr_plot`]: precision-recall curves of several methods on one picture, with iso-F
 //!   contours.
+//! * The learned head: [`net_input`] (RGB + Lab), [`edge_targets`] (annotator agreement to
+//!   edge / not / ignored), [`EdgeNet`] (side outputs at strides 1, 2 and 4 and a fused
+//!   output on a VAE's convolutions), [`balanced_bce`] (HED's loss), [`pretrain_vae`],
+//!   [`train_edge_net`], [`predict`] / [`edge_map`] on whole images, and [`EdgeModel`]
+//!   (network + VAE in one safetensors file).
 
 mod classical_maps;
+mod input;
+mod loss;
+mod net;
 mod plot;
+mod train;
+mod upsample;
 
 pub use classical_maps::{classical_map, Method};
+pub use input::{edge_targets, net_input, srgb_to_lab, Target, IGNORE, INPUT_CHANNELS};
+pub use loss::{balanced_bce, EdgeLoss};
+pub use net::{EdgeNet, EdgeNetConfig, OUTPUTS};
 pub use plot::pr_plot;
+pub use train::{
+    edge_map, predict, prepare_samples, pretrain_vae, train_edge_net, EdgeModel, EdgeSample,
+    EdgeStep, EdgeTrainConfig, VaePretrainConfig,
+};
+pub use upsample::Upsample;
+
+#[cfg(test)]
+mod tests;

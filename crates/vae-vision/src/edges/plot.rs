@@ -116,7 +116,7 @@ mod tests {
         // m = 6, s = 88: (0.5, 0.5) -> pixel (50, 50), the ODS square in palette colour 0.
         assert_eq!(img.get_pixel(50, 50).0, PALETTE[0]);
         assert_eq!(img.get_pixel(6, 50).0, [120, 120, 120], "frame");
-        assert_eq!(img.get_pixel(30, 30).0, [255, 255, 255], "background");
+        assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255], "margin");
         assert!(pr_plot(&[], 100).is_err());
         assert!(pr_plot(&[(vec![], p(0.5, 0.5))], 10).is_err());
     }

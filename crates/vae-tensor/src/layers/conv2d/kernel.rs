@@ -33,10 +33,9 @@
 //! conv-transpose 32→1 of the reference VAE) and the CPU has AVX-512, all four entry points
 //! run the [`direct`] kernels instead, one image at a time in the same groups: their gemms
 //! would have a dimension of 9. Otherwise (or with [`ConvScratch::set_im2col_only`] in
-//! tests) they take the im2col + gemm path. Strided transposed convolutions take the
-//! [`subpixel`] path.
+//! tests) they take the im2col + gemm path.
 
-use super::{direct, subpixel};
+use super::direct;
 use crate::gemm::{sgemm, MatMut, MatRef};
 use crate::im2col::phase::{compact, expand};
 use crate::im2col::PhaseIm2col;
@@ -69,13 +68,8 @@ impl Plan {
     /// The plan for a batch of `n` images with `p_ext` gemm columns each (depends on the
     /// shapes only).
     pub fn new(n: usize, p_ext: usize) -> Plan {
-        Plan::with_target(n, p_ext, TARGET_COLS)
-    }
-
-    /// As [`Plan::new`], aiming for `target` gemm columns per block.
-    pub fn with_target(n: usize, p_ext: usize, target: usize) -> Plan {
         let n = n.max(1);
-        let nb = target.div_ceil(p_ext.max(1)).clamp(1, n);
+        let nb = TARGET_COLS.div_ceil(p_ext.max(1)).clamp(1, n);
         let blocks = n.div_ceil(nb);
         let groups = blocks.min(MAX_GROUPS);
         let per_group = blocks.div_ceil(groups) * nb;
@@ -92,15 +86,15 @@ impl Plan {
 #[derive(Debug, Default, Clone)]
 pub struct GroupBuf {
     /// `[K, nb·P_ext]` im2col / `Wᵀ·Y` matrix.
-    pub(crate) col: Vec<f32>,
+    col: Vec<f32>,
     /// `[c_out, nb·P_ext]` block of `Y` on the extended grid.
-    pub(crate) mat: Vec<f32>,
+    mat: Vec<f32>,
     /// This group's weight gradient `[c_out, K]`.
-    pub(crate) dw: Vec<f32>,
+    dw: Vec<f32>,
     /// This group's bias gradient.
-    pub(crate) db: Vec<f32>,
+    db: Vec<f32>,
     /// Phase-plane scratch for [`PhaseIm2col`].
-    pub(crate) phases: Vec<f32>,
+    phases: Vec<f32>,
 }
 
 /// Scratch for the kernels in this module: one [`GroupBuf`] per group.
@@ -108,11 +102,9 @@ pub struct GroupBuf {
 pub struct ConvScratch {
     groups: Vec<GroupBuf>,
     phase: PhaseIm2col,
-    /// Never take the [`direct`] or [`subpixel`] kernels (tests use it to cover the
-    /// im2col + gemm path everywhere).
+    /// Never take the [`direct`] kernels (tests use it to cover the im2col + gemm path
+    /// on AVX-512 machines).
     im2col_only: bool,
-    /// The [`subpixel`] layout and the geometry (without `n`) it was built for.
-    sub: Option<(Conv2dGeom, subpixel::Layout)>,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {
@@ -122,8 +114,7 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 }
 
 impl ConvScratch {
-    /// Forces the im2col + gemm path even where the [`direct`] or [`subpixel`] kernels
-    /// apply (for tests).
+    /// Forces the im2col + gemm path even where the [`direct`] kernels apply (for tests).
     #[cfg(test)]
     pub(crate) fn set_im2col_only(&mut self, on: bool) {
         self.im2col_only = on;
@@ -132,24 +123,6 @@ impl ConvScratch {
     /// Whether `g` runs on the [`direct`] one-channel kernels.
     fn direct(&self, g: &Conv2dGeom) -> bool {
         !self.im2col_only && direct::supported(g)
-    }
-
-    /// The [`subpixel`] layout for `g`'s adjoint, when it runs through that module (cached
-    /// per geometry, so nothing is allocated once shapes are stable).
-    fn subpixel(&mut self, g: &Conv2dGeom) -> Option<(Plan, &mut [GroupBuf], &subpixel::Layout)> {
-        if self.im2col_only || !subpixel::applies(g) {
-            return None;
-        }
-        let key = Conv2dGeom { n: 0, ..*g };
-        if self.sub.as_ref().map(|(k, _)| *k) != Some(key) {
-            self.sub = Some((key, subpixel::Layout::new(g)));
-        }
-        let layout = &self.sub.as_ref().expect("set above").1;
-        let plan = subpixel::plan(g, layout);
-        if self.groups.len() < plan.groups {
-            self.groups.resize_with(plan.groups, GroupBuf::default);
-        }
-        Some((plan, &mut self.groups[..plan.groups], layout))
     }
 
     /// The plan and group buffers for the [`direct`] kernels (one image at a time; the
@@ -430,13 +403,6 @@ pub fn conv_adjoint(
         });
         return;
     }
-    if let Some((plan, bufs, layout)) = scratch.subpixel(g) {
-        let (in_img, out_img) = (g.in_image(), g.out_image());
-        run_groups(g, &plan, bufs, y, out_img, x, in_img, |buf, yg, xg| {
-            subpixel::adjoint_group(g, layout, &plan, yg, w, bias, xg, buf);
-        });
-        return;
-    }
     let (plan, bufs, ph) = scratch.prepare(g, None);
     let (k, c_out) = (g.col_rows(), g.c_out);
     let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
@@ -496,23 +462,6 @@ pub fn conv_adjoint_backward(
                 }
                 direct::adjoint_backward(g, dxi, w, yi, &mut buf.dw, &mut buf.phases);
             }
-        });
-        reduce_grads(&scratch.groups[..plan.groups], dw, db);
-        return;
-    }
-    if let Some((plan, bufs, layout)) = scratch.subpixel(g) {
-        let (in_img, out_img) = (g.in_image(), g.out_image());
-        let with_bias = db.is_some();
-        let kw = g.c_out * g.col_rows();
-        run_groups(g, &plan, bufs, dx, in_img, y_dy, out_img, |buf, dxg, yg| {
-            buf.dw.clear();
-            buf.dw.resize(kw, 0.0);
-            buf.db.clear();
-            buf.db.resize(g.c_in, 0.0);
-            if with_bias {
-                sum_bias(dxg, &mut buf.db, g.in_plane());
-            }
-            subpixel::adjoint_backward_group(g, layout, &plan, dxg, w, yg, buf);
         });
         reduce_grads(&scratch.groups[..plan.groups], dw, db);
         return;

@@ -7,7 +7,6 @@
 #[allow(unsafe_code)]
 pub mod direct;
 pub mod kernel;
-pub mod subpixel;
 #[cfg(test)]
 mod tests;
 

@@ -306,38 +306,66 @@ mod avx512 {
                 }
             }
             let mut acc = [_mm512_setzero_ps(); 9];
-            for oy in 0..h_out {
-                for j0 in (0..w_out).step_by(32) {
-                    let m = [first(w_out - j0), first((w_out - j0).saturating_sub(16))];
-                    let yp = y.wrapping_add(ci * plane + oy * w_out + j0);
-                    let y0 = _mm512_maskz_loadu_ps(m[0], yp);
-                    let y1 = _mm512_maskz_loadu_ps(m[1], yp.wrapping_add(16));
-                    let mut o0 = _mm512_setzero_ps();
-                    let mut o1 = _mm512_setzero_ps();
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let t = 3 * ky + kx;
-                            let p = xp.add((oy + ky) * wp + j0 + kx);
-                            let (s0, s1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
-                            acc[t] = _mm512_fmadd_ps(y0, s0, acc[t]);
-                            acc[t] = _mm512_fmadd_ps(y1, s1, acc[t]);
-                            if WRITE {
-                                o0 = _mm512_fmadd_ps(wv[t], s0, o0);
-                                o1 = _mm512_fmadd_ps(wv[t], s1, o1);
-                            }
+            // Cells of 1 row × 32 columns, in memory order. The next cell's `y` is loaded
+            // before this cell's result is stored: a load issued after a masked store whose
+            // 64-byte range overlaps it waits for that store (row ends share cache lines).
+            let yc = y.wrapping_add(ci * plane);
+            let masks = |j0: usize| [first(w_out - j0), first((w_out - j0).saturating_sub(16))];
+            let (mut oy, mut j0) = (0, 0);
+            let mut m = masks(0);
+            let mut y0 = _mm512_maskz_loadu_ps(m[0], yc);
+            let mut y1 = _mm512_maskz_loadu_ps(m[1], yc.wrapping_add(16));
+            while oy < h_out {
+                let (ny, nj) = if j0 + 32 < w_out {
+                    (oy, j0 + 32)
+                } else {
+                    (oy + 1, 0)
+                };
+                let nm = masks(nj);
+                let np = yc.wrapping_add(ny * w_out + nj);
+                // Software prefetch a few rows ahead (the 32-channel tensor streams from
+                // L3 or memory; a prefetch never faults, even past the end).
+                let ahead = np.wrapping_add(PREFETCH_ROWS * w_out) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(ahead);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                let (n0, n1) = if ny < h_out {
+                    (
+                        _mm512_maskz_loadu_ps(nm[0], np),
+                        _mm512_maskz_loadu_ps(nm[1], np.wrapping_add(16)),
+                    )
+                } else {
+                    (_mm512_setzero_ps(), _mm512_setzero_ps())
+                };
+                let mut o0 = _mm512_setzero_ps();
+                let mut o1 = _mm512_setzero_ps();
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let t = 3 * ky + kx;
+                        let p = xp.add((oy + ky) * wp + j0 + kx);
+                        let (s0, s1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+                        acc[t] = _mm512_fmadd_ps(y0, s0, acc[t]);
+                        acc[t] = _mm512_fmadd_ps(y1, s1, acc[t]);
+                        if WRITE {
+                            o0 = _mm512_fmadd_ps(wv[t], s0, o0);
+                            o1 = _mm512_fmadd_ps(wv[t], s1, o1);
                         }
                     }
-                    if WRITE {
-                        _mm512_mask_storeu_ps(yp, m[0], o0);
-                        _mm512_mask_storeu_ps(yp.wrapping_add(16), m[1], o1);
-                    }
                 }
+                if WRITE {
+                    let yp = yc.wrapping_add(oy * w_out + j0);
+                    _mm512_mask_storeu_ps(yp, m[0], o0);
+                    _mm512_mask_storeu_ps(yp.wrapping_add(16), m[1], o1);
+                }
+                (oy, j0, m, y0, y1) = (ny, nj, nm, n0, n1);
             }
             for (t, a) in acc.iter().enumerate() {
                 *dw.add(9 * ci + t) += _mm512_reduce_add_ps(*a);
             }
         }
     }
+
+    /// How many rows ahead [`by_channel`] prefetches its streamed tensor.
+    const PREFETCH_ROWS: usize = 8;
 
     /// Output rows per register block in [`adjoint`].
     const R: usize = 4;
@@ -418,6 +446,13 @@ mod avx512 {
                 *v = _mm512_set1_ps(*wc.add(t));
             }
             let base = y.wrapping_add(ci * plane + j0 + pad);
+            // Prefetch the rows of this channel that the next row block adds (the channels'
+            // planes are 32 interleaved streams, too many for the hardware prefetcher).
+            let next = y.wrapping_add(ci * plane) as *const i8;
+            let next = next.wrapping_add(4 * (r0 + N as isize + 2).max(0) as usize * w_y);
+            for line in 0..(N * w_y).div_ceil(16).min(16) {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line));
+            }
             // A constant trip count, so that `ky` below is a constant after unrolling
             // and the weights stay in registers.
             for t in 0..N + 2 {

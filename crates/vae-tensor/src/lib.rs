@@ -10,8 +10,12 @@
 //! are visited by dotted name through [`Layer::visit_params`], which drives optimizers,
 //! checkpoints and gradient norms.
 #![doc(test(attr(deny(warnings))))]
+// `unsafe` only in `gemm` (the matrixmultiply call) and `layers::conv2d::direct` (AVX-512
+// intrinsics), each allowed at its declaration.
+#![deny(unsafe_code)]
 
 pub mod error;
+#[allow(unsafe_code)]
 pub mod gemm;
 pub mod gradcheck;
 pub mod im2col;

@@ -196,6 +196,10 @@ mod tests {
         ([1, 6, 13], [1, 4], 3, 0, 1),
         ([2, 4, 4], [5, 5], 1, 3, 1),
         ([1, 13, 7], [2, 3], 3, 2, 3),
+        // Stride 2 (the paired even/odd column path) with pad 0 and 2, even and odd widths.
+        ([2, 9, 6], [3, 3], 2, 0, 1),
+        ([1, 6, 9], [3, 3], 2, 2, 1),
+        ([2, 14, 14], [3, 3], 2, 1, 1),
     ];
 
     fn geom(c: &Case) -> Conv2dGeom {

@@ -107,15 +107,34 @@ impl PhaseIm2col {
         (ix0, (ix0 + g.pad) / s)
     }
 
-    /// Splits one channel plane into its zero-padded phase planes.
+    /// Splits one channel plane into its zero-padded phase planes. Writes the same
+    /// positions for every plane, so `phases` only has to be zeroed once for all channels.
     fn split(&self, g: &Conv2dGeom, plane: &[f32], phases: &mut [f32]) {
-        phases.fill(0.0);
         let (s, plen) = (self.s, self.ph * self.pw);
         for (iy, row) in plane.chunks(g.w_in).enumerate() {
             let py = iy + g.pad;
             let base = (py % s) * s * plen + (py / s) * self.pw;
             if s == 1 {
                 phases[base + g.pad..base + g.pad + g.w_in].copy_from_slice(row);
+                continue;
+            }
+            if s == 2 {
+                // Even and odd columns in one pass over pairs (vectorizes as a shuffle).
+                let (e, o) = self.pair_starts(g, base, plen);
+                let (ne, no) = (g.w_in.div_ceil(2), g.w_in / 2);
+                let (lo, hi) = phases.split_at_mut(e.max(o));
+                let (de, dodd) = if e < o {
+                    (&mut lo[e..e + ne], &mut hi[..no])
+                } else {
+                    (&mut hi[..ne], &mut lo[o..o + no])
+                };
+                for ((a, b), c) in de.iter_mut().zip(dodd.iter_mut()).zip(row.chunks_exact(2)) {
+                    *a = c[0];
+                    *b = c[1];
+                }
+                if ne > no {
+                    de[no] = row[g.w_in - 1];
+                }
                 continue;
             }
             for b in 0..s {
@@ -126,6 +145,17 @@ impl PhaseIm2col {
                 }
             }
         }
+    }
+
+    /// For stride 2: the phase-plane offsets (from a row's `base`) where the even input
+    /// columns (`ix = 0, 2, ..`) and the odd ones (`ix = 1, 3, ..`) of that row start.
+    fn pair_starts(&self, g: &Conv2dGeom, base: usize, plen: usize) -> (usize, usize) {
+        let mut starts = [0; 2];
+        for b in 0..2 {
+            let (ix0, j0) = self.column_phase(g, b);
+            starts[ix0] = base + b * plen + j0;
+        }
+        (starts[0], starts[1])
     }
 
     /// Adds (or, with `overwrite`, writes) the phase planes' real pixels back onto one
@@ -141,6 +171,28 @@ impl PhaseIm2col {
                     row.copy_from_slice(src);
                 } else {
                     row.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                }
+                continue;
+            }
+            if s == 2 {
+                let (e, o) = self.pair_starts(g, base, plen);
+                let (ne, no) = (g.w_in.div_ceil(2), g.w_in / 2);
+                let (se, so) = (&phases[e..e + ne], &phases[o..o + no]);
+                let pairs = row.chunks_exact_mut(2).zip(se.iter().zip(so));
+                if overwrite {
+                    pairs.for_each(|(c, (&a, &b))| {
+                        c[0] = a;
+                        c[1] = b;
+                    });
+                } else {
+                    pairs.for_each(|(c, (&a, &b))| {
+                        c[0] += a;
+                        c[1] += b;
+                    });
+                }
+                if ne > no {
+                    let last = &mut row[g.w_in - 1];
+                    *last = if overwrite { se[no] } else { *last + se[no] };
                 }
                 continue;
             }
@@ -177,6 +229,7 @@ impl PhaseIm2col {
             phases.resize(self.phases_len(), 0.0);
         }
         let phases = &mut phases[..self.phases_len()];
+        phases.fill(0.0);
         for (ci, plane) in x.chunks(g.in_plane()).enumerate().take(g.c_in) {
             self.split(g, plane, phases);
             for (t, &(phase, start)) in self.taps.iter().enumerate() {

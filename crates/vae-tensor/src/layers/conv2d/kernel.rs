@@ -27,7 +27,15 @@
 //! inside single-threaded. Parameter gradients are accumulated per group and summed in
 //! group order afterwards. `nb` and the groups depend only on the shapes, never on the
 //! thread count, so results are bit-identical for any number of threads.
+//!
+//! # One-channel 3×3 convolutions
+//! When `g` has one input channel, a 3×3 kernel, stride 1 and dilation 1 (conv 1→32 and
+//! conv-transpose 32→1 of the reference VAE) and the CPU has AVX-512, all four entry points
+//! run the [`direct`] kernels instead, one image at a time in the same groups: their gemms
+//! would have a dimension of 9. Otherwise (or with [`ConvScratch::set_im2col_only`] in
+//! tests) they take the im2col + gemm path.
 
+use super::direct;
 use crate::gemm::{sgemm, MatMut, MatRef};
 use crate::im2col::phase::{compact, expand};
 use crate::im2col::PhaseIm2col;
@@ -94,6 +102,9 @@ pub struct GroupBuf {
 pub struct ConvScratch {
     groups: Vec<GroupBuf>,
     phase: PhaseIm2col,
+    /// Never take the [`direct`] kernels (tests use it to cover the im2col + gemm path
+    /// on AVX-512 machines).
+    im2col_only: bool,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {
@@ -103,6 +114,36 @@ fn grow(v: &mut Vec<f32>, len: usize) {
 }
 
 impl ConvScratch {
+    /// Forces the im2col + gemm path even where the [`direct`] kernels apply (for tests).
+    #[cfg(test)]
+    pub(crate) fn set_im2col_only(&mut self, on: bool) {
+        self.im2col_only = on;
+    }
+
+    /// Whether `g` runs on the [`direct`] one-channel kernels.
+    fn direct(&self, g: &Conv2dGeom) -> bool {
+        !self.im2col_only && direct::supported(g)
+    }
+
+    /// The plan and group buffers for the [`direct`] kernels (one image at a time; the
+    /// groups depend on the shapes only). Zeroes the per-group gradients when `grads` gives
+    /// the bias length.
+    fn prepare_direct(&mut self, g: &Conv2dGeom, grads: Option<usize>) -> (Plan, &mut [GroupBuf]) {
+        let plan = Plan::new(g.n, g.out_plane());
+        if self.groups.len() < plan.groups {
+            self.groups.resize_with(plan.groups, GroupBuf::default);
+        }
+        for b in &mut self.groups[..plan.groups] {
+            if let Some(db_len) = grads {
+                b.dw.clear();
+                b.dw.resize(g.c_out * g.col_rows(), 0.0);
+                b.db.clear();
+                b.db.resize(db_len, 0.0);
+            }
+        }
+        (plan, &mut self.groups[..plan.groups])
+    }
+
     /// Prepares the im2col layout for `g`, the plan, and one buffer set per group, each large
     /// enough for `g`; zeroes the per-group gradients when `grads` gives the bias length.
     fn prepare(
@@ -216,6 +257,16 @@ pub fn conv_forward(
     if g.n == 0 {
         return;
     }
+    let (in_img, out_img) = (g.in_image(), g.out_image());
+    if scratch.direct(g) {
+        let (plan, bufs) = scratch.prepare_direct(g, None);
+        run_groups(g, &plan, bufs, x, in_img, y, out_img, |buf, xg, yg| {
+            for (xi, yi) in xg.chunks(in_img).zip(yg.chunks_mut(out_img)) {
+                direct::forward(g, xi, w, bias, yi, &mut buf.phases);
+            }
+        });
+        return;
+    }
     let (plan, bufs, ph) = scratch.prepare(g, None);
     let (k, p, c_out) = (g.col_rows(), g.out_plane(), g.c_out);
     let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
@@ -261,6 +312,22 @@ pub fn conv_backward(
     scratch: &mut ConvScratch,
 ) {
     if g.n == 0 {
+        return;
+    }
+    if scratch.direct(g) {
+        let (in_img, out_img, p) = (g.in_image(), g.out_image(), g.out_plane());
+        let with_bias = db.is_some();
+        let (plan, bufs) = scratch.prepare_direct(g, Some(g.c_out));
+        run_groups(g, &plan, bufs, dy, out_img, x_dx, in_img, |buf, dyg, xg| {
+            for (dyi, xi) in dyg.chunks(out_img).zip(xg.chunks_mut(in_img)) {
+                if with_bias {
+                    sum_bias(dyi, &mut buf.db, p);
+                }
+                direct::weight_grad(g, xi, dyi, &mut buf.dw, &mut buf.phases);
+                direct::adjoint(g, dyi, w, 0.0, xi);
+            }
+        });
+        reduce_grads(&scratch.groups[..plan.groups], dw, db);
         return;
     }
     let (plan, bufs, ph) = scratch.prepare(g, Some(g.c_out));
@@ -325,6 +392,17 @@ pub fn conv_adjoint(
     if g.n == 0 {
         return;
     }
+    if scratch.direct(g) {
+        let (in_img, out_img) = (g.in_image(), g.out_image());
+        let b0 = bias.map_or(0.0, |b| b[0]);
+        let (plan, bufs) = scratch.prepare_direct(g, None);
+        run_groups(g, &plan, bufs, y, out_img, x, in_img, |_, yg, xg| {
+            for (yi, xi) in yg.chunks(out_img).zip(xg.chunks_mut(in_img)) {
+                direct::adjoint(g, yi, w, b0, xi);
+            }
+        });
+        return;
+    }
     let (plan, bufs, ph) = scratch.prepare(g, None);
     let (k, c_out) = (g.col_rows(), g.c_out);
     let (p_ext, ew) = (ph.ext_plane(g), ph.ext_width());
@@ -371,6 +449,21 @@ pub fn conv_adjoint_backward(
     scratch: &mut ConvScratch,
 ) {
     if g.n == 0 {
+        return;
+    }
+    if scratch.direct(g) {
+        let (in_img, out_img) = (g.in_image(), g.out_image());
+        let with_bias = db.is_some();
+        let (plan, bufs) = scratch.prepare_direct(g, Some(g.c_in));
+        run_groups(g, &plan, bufs, dx, in_img, y_dy, out_img, |buf, dxg, yg| {
+            for (dxi, yi) in dxg.chunks(in_img).zip(yg.chunks_mut(out_img)) {
+                if with_bias {
+                    sum_bias(dxi, &mut buf.db, g.in_plane());
+                }
+                direct::adjoint_backward(g, dxi, w, yi, &mut buf.dw, &mut buf.phases);
+            }
+        });
+        reduce_grads(&scratch.groups[..plan.groups], dw, db);
         return;
     }
     let (plan, bufs, ph) = scratch.prepare(g, Some(g.c_in));

@@ -3,6 +3,9 @@
 //! The batched kernels live in [`kernel`] and are shared with
 //! [`ConvTranspose2d`](crate::layers::conv_transpose2d::ConvTranspose2d).
 
+// The one-channel AVX-512 kernels: with `crate::gemm`, the only module allowed `unsafe`.
+#[allow(unsafe_code)]
+pub mod direct;
 pub mod kernel;
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,11 @@ const CASES: &[Case] = &[
     ([2, 2, 24, 25], 3, [3, 3], 1, 1, 1),
     // One input channel (the conv 1->32 case), with stride 2, padding, dilation.
     ([3, 1, 9, 19], 4, [3, 3], 2, 1, 2),
+    // One input channel, 3x3, stride 1: the direct AVX-512 kernels (where the CPU has
+    // them), with padding, a width of 2 column pairs and a height that is not a multiple
+    // of their 4-row block.
+    ([3, 1, 10, 21], 5, [3, 3], 1, 1, 1),
+    ([2, 1, 7, 35], 3, [3, 3], 1, 0, 1),
 ];
 
 fn layer(case: &Case, bias: bool, rng: &mut StdRng) -> Conv2d {
@@ -415,5 +420,41 @@ fn an_empty_batch_gives_empty_outputs_and_no_gradient() -> Result<()> {
     let dx = conv.backward(ArrayD::zeros(IxDyn(&[0, 3, 5, 5])))?;
     assert_eq!(dx.shape(), &[0, 2, 5, 5]);
     assert!(conv.weight.grad.iter().all(|&g| g == 0.0));
+    Ok(())
+}
+
+#[test]
+fn one_channel_layers_agree_on_the_direct_and_gemm_paths() -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(19);
+    let cases: [Case; 3] = [
+        ([3, 1, 10, 21], 5, [3, 3], 1, 1, 1),
+        ([2, 1, 7, 35], 3, [3, 3], 1, 0, 1),
+        ([4, 1, 28, 28], 32, [3, 3], 1, 0, 1),
+    ];
+    for case in &cases {
+        let proto = layer(case, true, &mut rng);
+        let x = uniform(&case.0, &mut rng);
+        let dy = uniform(&proto.output_shape(&case.0)?, &mut rng);
+        let run = |im2col_only: bool| -> Result<Vec<ArrayD<f32>>> {
+            let mut conv = Conv2d::from_weights(
+                proto.cfg,
+                proto.weight.value.clone(),
+                proto.bias.as_ref().map(|b| b.value.clone()),
+            )?;
+            conv.scratch.set_im2col_only(im2col_only);
+            let y = conv.forward(x.clone(), Mode::Train)?;
+            let dx = conv.backward(dy.clone())?;
+            let db = conv.bias.as_ref().expect("bias").grad.clone();
+            Ok(vec![y, dx, conv.weight.grad.clone(), db])
+        };
+        let (direct, gemm) = (run(false)?, run(true)?);
+        for (what, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(direct.iter().zip(&gemm)) {
+            assert_eq!(a.shape(), b.shape());
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (u, v) in a.iter().zip(b.iter()) {
+                assert!((u - v).abs() <= 1e-5 * scale, "{case:?} {what}: {u} vs {v}");
+            }
+        }
+    }
     Ok(())
 }

@@ -85,6 +85,10 @@ fn cases() -> Vec<([usize; 4], ConvTranspose2dConfig)> {
         ),
         ([2, 3, 7, 7], c(3, 2, 3).stride(1).padding(1)),
         ([2, 2, 24, 23], c(2, 1, 3).padding(1)),
+        // One output channel, stride 1 (the direct AVX-512 kernels where the CPU has them):
+        // no padding (output 2 wider), padding 2 (output 2 narrower), 2 column pairs.
+        ([3, 3, 6, 17], c(3, 1, 3)),
+        ([2, 4, 7, 37], c(4, 1, 3).padding(2)),
         // One output channel with stride 2 and output padding.
         (
             [3, 3, 5, 9],
@@ -323,5 +327,42 @@ fn errors_are_typed() -> Result<()> {
         t.backward(uniform(&[1, 3, 8, 8], &mut rng)),
         Err(TensorError::NoForwardCache { .. })
     ));
+    Ok(())
+}
+
+#[test]
+fn one_channel_layers_agree_on_the_direct_and_gemm_paths() -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(27);
+    let c = ConvTranspose2dConfig::new;
+    let configs = [
+        ([3, 3, 6, 17], c(3, 1, 3)),
+        ([2, 4, 7, 37], c(4, 1, 3).padding(2)),
+        ([4, 32, 28, 28], c(32, 1, 3).padding(1)),
+    ];
+    for (shape, cfg) in configs {
+        let proto = layer(cfg, &mut rng);
+        let x = uniform(&shape, &mut rng);
+        let dy = uniform(&proto.output_shape(&shape)?, &mut rng);
+        let run = |im2col_only: bool| -> Result<Vec<ArrayD<f32>>> {
+            let mut t = ConvTranspose2d::from_weights(
+                cfg,
+                proto.weight.value.clone(),
+                proto.bias.as_ref().map(|b| b.value.clone()),
+            )?;
+            t.scratch.set_im2col_only(im2col_only);
+            let y = t.forward(x.clone(), Mode::Train)?;
+            let dx = t.backward(dy.clone())?;
+            let db = t.bias.as_ref().expect("bias").grad.clone();
+            Ok(vec![y, dx, t.weight.grad.clone(), db])
+        };
+        let (direct, gemm) = (run(false)?, run(true)?);
+        for (what, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(direct.iter().zip(&gemm)) {
+            assert_eq!(a.shape(), b.shape());
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (u, v) in a.iter().zip(b.iter()) {
+                assert!((u - v).abs() <= 1e-5 * scale, "{cfg:?} {what}: {u} vs {v}");
+            }
+        }
+    }
     Ok(())
 }

@@ -3,7 +3,9 @@
 use super::{OptimState, Optimizer, Slots};
 use crate::error::Result;
 use crate::layer::Parameterized;
+use crate::par::CHUNK;
 use ndarray::{ArrayD, Zip};
+use rayon::prelude::*;
 
 /// Adam / AdamW settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,25 +67,76 @@ pub fn adam_update(
     let t = t.max(1) as i32;
     let bc1 = 1.0 - (cfg.beta1 as f64).powi(t);
     let bc2 = 1.0 - (cfg.beta2 as f64).powi(t);
-    let step = (cfg.lr as f64 / bc1) as f32;
-    let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
-    let (b1, b2) = (cfg.beta1, cfg.beta2);
-    let decay = 1.0 - cfg.lr * cfg.weight_decay;
-    Zip::from(w)
-        .and(grad)
-        .and(m)
-        .and(v)
-        .for_each(|w, &g, m, v| {
-            let g = if cfg.decoupled {
-                *w *= decay;
-                g
-            } else {
-                g + cfg.weight_decay * *w
+    let k = Coef {
+        step: (cfg.lr as f64 / bc1) as f32,
+        inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+        b1: cfg.beta1,
+        b2: cfg.beta2,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
+        decay: 1.0 - cfg.lr * cfg.weight_decay,
+        decoupled: cfg.decoupled,
+    };
+    let update = |w: &mut f32, g: f32, m: &mut f32, v: &mut f32| k.apply(w, g, m, v);
+    let same = w.shape() == grad.shape() && w.shape() == m.shape() && w.shape() == v.shape();
+    match (
+        w.as_slice_mut(),
+        grad.as_slice(),
+        m.as_slice_mut(),
+        v.as_slice_mut(),
+    ) {
+        // Element-wise, so splitting into fixed chunks over the pool changes no bit.
+        (Some(w), Some(g), Some(m), Some(v)) if same => {
+            let body = |(((w, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    update(w, g, m, v);
+                }
             };
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *w -= step * *m / (v.sqrt() * inv_sqrt_bc2 + cfg.eps);
-        });
+            if w.len() <= CHUNK {
+                body((((w, g), m), v));
+            } else {
+                w.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .for_each(body);
+            }
+        }
+        _ => Zip::from(w)
+            .and(grad)
+            .and(m)
+            .and(v)
+            .for_each(|w, &g, m, v| update(w, g, m, v)),
+    }
+}
+
+/// The per-step constants of [`adam_update`].
+#[derive(Clone, Copy)]
+struct Coef {
+    step: f32,
+    inv_sqrt_bc2: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    weight_decay: f32,
+    decay: f32,
+    decoupled: bool,
+}
+
+impl Coef {
+    /// One element's update (inlined into the loops of [`adam_update`]).
+    #[inline(always)]
+    fn apply(&self, w: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+        let g = if self.decoupled {
+            *w *= self.decay;
+            g
+        } else {
+            g + self.weight_decay * *w
+        };
+        *m = self.b1 * *m + (1.0 - self.b1) * g;
+        *v = self.b2 * *v + (1.0 - self.b2) * g * g;
+        *w -= self.step * *m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps);
+    }
 }
 
 /// The Adam optimizer (AdamW with `decoupled`). PyTorch: `torch.optim.Adam` / `AdamW`.
@@ -128,6 +181,10 @@ impl Optimizer for Adam {
 
     fn state(&self) -> OptimState {
         self.slots.to_state(&["m", "v"])
+    }
+
+    fn take_state(&mut self) -> OptimState {
+        self.slots.take_state(&["m", "v"])
     }
 
     fn load_state(&mut self, state: OptimState) -> Result<()> {

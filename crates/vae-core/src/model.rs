@@ -360,7 +360,10 @@ impl Vae {
     pub fn decode(&mut self, z: &Array2<f32>) -> Result<Array4<f32>> {
         let mut out = self.decode_raw(z)?;
         if self.config.likelihood == Likelihood::Bernoulli {
-            out.mapv_inplace(vae_tensor::layers::activation::sigmoid);
+            match out.as_slice_mut() {
+                Some(v) => vae_tensor::par::map_inplace(v, vae_tensor::layers::activation::sigmoid),
+                None => out.mapv_inplace(vae_tensor::layers::activation::sigmoid),
+            }
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@
 //!   peak at most `TRAIN_BUDGET` above the heap before the model existed. That holds the
 //!   parameters, gradients and two Adam moments (16 bytes per parameter: 84 MB for the
 //!   seed preset), the layer caches of one step (each layer's input; the ReLUs keep only a
-//!   bit mask) and the convolution layers' output and scratch buffers; about 160 MB
+//!   byte mask) and the convolution layers' output and scratch buffers; about 170 MB
 //!   measured. 200 MB leaves the 300 MB bar room for the MNIST training set as `u8`
 //!   (47 MB), code, thread stacks and allocator slack.
 //! - Writing a checkpoint streams tensor by tensor and moves the weights and moments

@@ -119,33 +119,29 @@ pub fn zip_sum_f64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64 + Sync) -> 
     parts.iter().sum()
 }
 
-/// A bit mask with one bit per element of a slice, for layers whose backward pass only
-/// needs a sign (ReLU, LeakyReLU): 1/32 of the memory of caching the `f32` output.
+/// A mask with one byte per element of a slice, for layers whose backward pass only needs
+/// a sign (ReLU, LeakyReLU): a quarter of the memory of caching the `f32` output, and
+/// loops over it vectorize (a bit per element was measured slower than the clone it
+/// replaced).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BitMask {
-    words: Vec<u64>,
-    len: usize,
+pub struct Mask {
+    bytes: Vec<u8>,
 }
 
-impl BitMask {
-    /// Number of elements (bits) the mask covers.
+impl Mask {
+    /// Number of elements the mask covers.
     pub fn len(&self) -> usize {
-        self.len
+        self.bytes.len()
     }
 
     /// True when the mask covers no element.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 
-    /// Bytes held by the mask.
-    pub fn bytes(&self) -> usize {
-        self.words.len() * 8
-    }
-
-    /// Bit `i` (false past the end).
+    /// Element `i` of the mask (false past the end).
     pub fn get(&self, i: usize) -> bool {
-        i < self.len && self.words[i / 64] >> (i % 64) & 1 == 1
+        self.bytes.get(i).is_some_and(|&b| b != 0)
     }
 }
 
@@ -155,42 +151,23 @@ pub fn map_inplace_mask(
     a: &mut [f32],
     f: impl Fn(f32) -> f32 + Sync,
     keep: impl Fn(f32) -> bool + Sync,
-) -> BitMask {
-    let mut words = vec![0u64; a.len().div_ceil(64)];
-    let body = |(ca, cw): (&mut [f32], &mut [u64])| {
-        let mut blocks = ca.chunks_exact_mut(64);
-        let mut words = cw.iter_mut();
-        // Whole 64-element blocks: fixed trip counts, which the compiler vectorizes.
-        for (block, w) in (&mut blocks).zip(&mut words) {
-            let block: &mut [f32; 64] = block.try_into().expect("64 elements");
-            let mut bits = 0u64;
-            for j in 0..64 {
-                block[j] = f(block[j]);
-                bits |= (keep(block[j]) as u64) << j;
-            }
-            *w = bits;
-        }
-        let rest = blocks.into_remainder();
-        if let Some(w) = words.next() {
-            let mut bits = 0u64;
-            for (j, v) in rest.iter_mut().enumerate() {
-                *v = f(*v);
-                bits |= (keep(*v) as u64) << j;
-            }
-            *w = bits;
+) -> Mask {
+    let mut bytes = vec![0u8; a.len()];
+    let body = |(ca, cm): (&mut [f32], &mut [u8])| {
+        for (v, m) in ca.iter_mut().zip(cm.iter_mut()) {
+            let y = f(*v);
+            *v = y;
+            *m = keep(y) as u8;
         }
     };
     if a.len() <= CHUNK {
-        body((a, &mut words));
+        body((a, &mut bytes));
     } else {
         a.par_chunks_mut(CHUNK)
-            .zip(words.par_chunks_mut(CHUNK / 64))
+            .zip(bytes.par_chunks_mut(CHUNK))
             .for_each(body);
     }
-    BitMask {
-        words,
-        len: a.len(),
-    }
+    Mask { bytes }
 }
 
 /// `a[i] = f(a[i], mask[i])` for every element.
@@ -198,29 +175,18 @@ pub fn map_inplace_mask(
 /// # Panics
 /// If the mask does not cover exactly `a.len()` elements.
 #[track_caller]
-pub fn map_with_mask(a: &mut [f32], mask: &BitMask, f: impl Fn(f32, bool) -> f32 + Sync) {
-    assert_eq!(a.len(), mask.len, "map_with_mask: lengths differ");
-    let body = |(ca, cw): (&mut [f32], &[u64])| {
-        let mut blocks = ca.chunks_exact_mut(64);
-        let mut words = cw.iter();
-        for (block, &w) in (&mut blocks).zip(&mut words) {
-            let block: &mut [f32; 64] = block.try_into().expect("64 elements");
-            for (j, v) in block.iter_mut().enumerate() {
-                *v = f(*v, w >> j & 1 == 1);
-            }
-        }
-        let rest = blocks.into_remainder();
-        if let Some(&w) = words.next() {
-            for (j, v) in rest.iter_mut().enumerate() {
-                *v = f(*v, w >> j & 1 == 1);
-            }
+pub fn map_with_mask(a: &mut [f32], mask: &Mask, f: impl Fn(f32, bool) -> f32 + Sync) {
+    assert_eq!(a.len(), mask.len(), "map_with_mask: lengths differ");
+    let body = |(ca, cm): (&mut [f32], &[u8])| {
+        for (v, &m) in ca.iter_mut().zip(cm) {
+            *v = f(*v, m != 0);
         }
     };
     if a.len() <= CHUNK {
-        body((a, &mask.words));
+        body((a, &mask.bytes));
     } else {
         a.par_chunks_mut(CHUNK)
-            .zip(mask.words.par_chunks(CHUNK / 64))
+            .zip(mask.bytes.par_chunks(CHUNK))
             .for_each(body);
     }
 }

@@ -1,26 +1,26 @@
 //! Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
 //!
 //! Every derivative here is a function of the output. The ReLUs need only its sign (which
-//! equals the input's sign when the slope is non-negative), so they cache one bit per
-//! element ([`BitMask`]); Sigmoid and Tanh cache the output. Forward and backward run over
+//! equals the input's sign when the slope is non-negative), so they cache one byte per
+//! element ([`Mask`](crate::par::Mask)); Sigmoid and Tanh cache the output. Forward and backward run over
 //! the rayon pool in fixed chunks ([`crate::par`]), element by element, so the result does
 //! not depend on the thread count.
 
 use crate::error::Result;
 use crate::layer::{check_dy, into_standard, take_cache, Layer, Mode};
-use crate::par::{self, BitMask};
+use crate::par::{self, Mask};
 use ndarray::ArrayD;
 
-/// What a sign-only activation keeps for backward: the output shape and one bit per
+/// What a sign-only activation keeps for backward: the output shape and one byte per
 /// element (`y > 0`).
 #[derive(Debug, Clone)]
 struct MaskCache {
     shape: Vec<usize>,
-    mask: BitMask,
+    mask: Mask,
 }
 
 /// Layers whose derivative is a function of the sign of the output (ReLU, LeakyReLU with a
-/// non-negative slope): they cache a [`BitMask`] of `y > 0`, 1/32 of the output's memory.
+/// non-negative slope): they cache a [`Mask`] of `y > 0`, a quarter of the output's memory.
 macro_rules! sign_layer {
     ($(#[$doc:meta])* $name:ident, $label:expr, fwd: |$x:ident, $s:ident| $f:expr, bwd: |$pos:ident, $dy:ident, $s2:ident| $g:expr) => {
         $(#[$doc])*

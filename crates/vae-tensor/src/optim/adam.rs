@@ -87,11 +87,8 @@ pub fn adam_update(
     ) {
         // Element-wise, so splitting into fixed chunks over the pool changes no bit.
         (Some(w), Some(g), Some(m), Some(v)) if same => {
-            let body = |(((w, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
-                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    update(w, g, m, v);
-                }
-            };
+            type Chunks<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+            let body = |(((w, g), m), v): Chunks<'_>| k.apply_slices(w, g, m, v);
             if w.len() <= CHUNK {
                 body((((w, g), m), v));
             } else {
@@ -124,7 +121,37 @@ struct Coef {
 }
 
 impl Coef {
-    /// One element's update (inlined into the loops of [`adam_update`]).
+    /// The update of equal-length slices: indexed loops over re-sliced inputs (no bounds
+    /// checks) with the AdamW branch hoisted, which the compiler vectorizes.
+    fn apply_slices(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let n = w.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        let (b1, b2, c1, c2) = (self.b1, self.b2, 1.0 - self.b1, 1.0 - self.b2);
+        let (step, inv, eps) = (self.step, self.inv_sqrt_bc2, self.eps);
+        if self.decoupled {
+            for i in 0..n {
+                let wi = w[i] * self.decay;
+                let gi = g[i];
+                let mi = b1 * m[i] + c1 * gi;
+                let vi = b2 * v[i] + c2 * gi * gi;
+                m[i] = mi;
+                v[i] = vi;
+                w[i] = wi - step * mi / (vi.sqrt() * inv + eps);
+            }
+        } else {
+            for i in 0..n {
+                let wi = w[i];
+                let gi = g[i] + self.weight_decay * wi;
+                let mi = b1 * m[i] + c1 * gi;
+                let vi = b2 * v[i] + c2 * gi * gi;
+                m[i] = mi;
+                v[i] = vi;
+                w[i] = wi - step * mi / (vi.sqrt() * inv + eps);
+            }
+        }
+    }
+
+    /// One element's update (the same arithmetic as [`Coef::apply_slices`]).
     #[inline(always)]
     fn apply(&self, w: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
         let g = if self.decoupled {

@@ -5,9 +5,10 @@
 //! `−ELBO(x) = E_q[−log p(x|z)] + KL(q(z|x) ‖ p(z))`, estimated with one z per image.
 //!
 //! The training loss is the batch mean of `recon + w · KL`, where w is the (warmed-up) β.
-//! Training uses `vae_tensor::loss::{bce_with_logits, gaussian_kl}` for the Bernoulli and KL
-//! terms (value and gradient); this module holds the per-image values in f64 that
-//! evaluation and importance sampling need, and the Gaussian likelihood with its gradient.
+//! Training takes the Bernoulli gradient from `vae_tensor::loss::bce_with_logits_grad_inplace`
+//! (written over the logits) and the KL gradient from `vae_tensor::loss::gaussian_kl`; this
+//! module holds the per-image values in f64 that training reports and evaluation and
+//! importance sampling need, and the Gaussian likelihood with its gradient.
 //! Images are handled flattened: `[n, C·H·W]`.
 //!
 //! | term | value per image | gradient |

@@ -16,7 +16,8 @@
 use crate::config::VaeConfig;
 use crate::error::{CoreError, Result};
 use ndarray::{ArrayD, IxDyn};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,9 +62,31 @@ fn f32_bytes(a: &ArrayD<f32>) -> Vec<u8> {
     b
 }
 
+/// A parameter or optimizer tensor as a safetensors [`View`]: its bytes are produced one
+/// tensor at a time while writing, so saving never holds a second copy of the whole
+/// checkpoint.
+struct F32View<'a>(&'a ArrayD<f32>);
+
+impl View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(f32_bytes(self.0))
+    }
+    fn data_len(&self) -> usize {
+        self.0.len() * 4
+    }
+}
+
 impl Checkpoint {
-    /// Serializes to safetensors bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+    /// The tensors as safetensors views and the metadata, after checking that no name is
+    /// used twice.
+    #[allow(clippy::type_complexity)]
+    fn views(&self) -> Result<(Vec<(&str, F32View<'_>)>, HashMap<String, String>)> {
         let mut names = BTreeSet::new();
         for (n, _) in self.weights.iter().chain(&self.optim_tensors) {
             if !names.insert(n.as_str()) {
@@ -73,20 +96,12 @@ impl Checkpoint {
                 ));
             }
         }
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+        let views = self
             .weights
             .iter()
             .chain(&self.optim_tensors)
-            .map(|(n, a)| (n.clone(), a.shape().to_vec(), f32_bytes(a)))
+            .map(|(n, a)| (n.as_str(), F32View(a)))
             .collect();
-        let views = bytes
-            .iter()
-            .map(|(n, s, b)| {
-                TensorView::new(Dtype::F32, s.clone(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| CoreError::arg("checkpoint save", format!("{n}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let optim_names: Vec<&str> = self.optim_tensors.iter().map(|(n, _)| n.as_str()).collect();
         let weight_names: Vec<&str> = self.weights.iter().map(|(n, _)| n.as_str()).collect();
         let to_json = |v: &dyn erased::Json| v.json();
@@ -99,6 +114,12 @@ impl Checkpoint {
         meta.insert("optim_tensors".to_string(), to_json(&optim_names)?);
         meta.insert("weights".to_string(), to_json(&weight_names)?);
         meta.insert("extra".to_string(), to_json(&self.extra)?);
+        Ok((views, meta))
+    }
+
+    /// Serializes to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let (views, meta) = self.views()?;
         safetensors::serialize(views, Some(meta))
             .map_err(|e| CoreError::arg("checkpoint save", e.to_string()))
     }
@@ -188,9 +209,15 @@ impl Checkpoint {
     }
 
     /// Writes the checkpoint atomically (temp file in the same directory, fsync, rename).
+    ///
+    /// The file is streamed tensor by tensor (the same bytes as [`Checkpoint::to_bytes`]),
+    /// so saving needs memory for one tensor, not for the whole file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        write_atomic(path, &bytes)
+        let (views, meta) = self.views()?;
+        write_atomic_with(path, |tmp| {
+            safetensors::serialize_to_file(views, Some(meta), tmp)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
     }
 
     /// Reads a checkpoint; a truncated or malformed file is [`CoreError::CorruptCheckpoint`].
@@ -262,6 +289,17 @@ pub fn load_weights(
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, and a
 /// best-effort fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |tmp| {
+        let mut f = std::fs::File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.flush()
+    })
+}
+
+/// Atomic write where `write` creates and fills the temporary file at the path it is given;
+/// then the file is fsynced and renamed over `path`. On any error the temporary file is
+/// removed and `path` is untouched.
+fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -278,10 +316,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
+        write(&tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
@@ -427,8 +463,25 @@ mod tests {
     }
 
     #[test]
+    fn streamed_file_equals_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.safetensors");
+        let c = ckpt(&mut two(0.5, 5));
+        c.save(&path).unwrap();
+        // The metadata map's key order may differ between two serializations; the length
+        // and the parsed contents may not.
+        let file = std::fs::read(&path).unwrap();
+        let buffer = c.to_bytes().unwrap();
+        assert_eq!(file.len(), buffer.len());
+        assert_eq!(Checkpoint::from_bytes(&file, &path).unwrap(), c);
+        assert_eq!(Checkpoint::from_bytes(&buffer, &path).unwrap(), c);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
     fn wrong_format_is_corrupt() {
-        let views: Vec<(String, TensorView)> = vec![];
+        let views: Vec<(String, safetensors::tensor::TensorView)> = vec![];
         let bytes = safetensors::serialize(views, None).unwrap();
         let e = Checkpoint::from_bytes(&bytes, Path::new("e")).unwrap_err();
         assert!(matches!(e, CoreError::CorruptCheckpoint { .. }));

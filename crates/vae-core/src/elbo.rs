@@ -5,9 +5,10 @@
 //! `−ELBO(x) = E_q[−log p(x|z)] + KL(q(z|x) ‖ p(z))`, estimated with one z per image.
 //!
 //! The training loss is the batch mean of `recon + w · KL`, where w is the (warmed-up) β.
-//! Training uses `vae_tensor::loss::{bce_with_logits, gaussian_kl}` for the Bernoulli and KL
-//! terms (value and gradient); this module holds the per-image values in f64 that
-//! evaluation and importance sampling need, and the Gaussian likelihood with its gradient.
+//! Training takes the Bernoulli gradient from `vae_tensor::loss::bce_with_logits_grad_inplace`
+//! (written over the logits) and the KL gradient from `vae_tensor::loss::gaussian_kl`; this
+//! module holds the per-image values in f64 that training reports and evaluation and
+//! importance sampling need, and the Gaussian likelihood with its gradient.
 //! Images are handled flattened: `[n, C·H·W]`.
 //!
 //! | term | value per image | gradient |
@@ -64,27 +65,34 @@ pub fn softplus(l: f64) -> f64 {
 }
 
 /// Per-image Bernoulli negative log-likelihood `Σ softplus(l) − x·l` (nats), `[n, D]` → `[n]`.
+/// Rows run in parallel; each row is summed in order, so the result does not depend on the
+/// thread count.
 pub fn bernoulli_nll(logits: ArrayView2<f32>, x: ArrayView2<f32>) -> Array1<f64> {
-    Zip::from(logits.rows()).and(x.rows()).map_collect(|l, x| {
-        l.iter()
-            .zip(x.iter())
-            .map(|(&l, &x)| softplus(l as f64) - x as f64 * l as f64)
-            .sum()
-    })
+    Zip::from(logits.rows())
+        .and(x.rows())
+        .par_map_collect(|l, x| {
+            l.iter()
+                .zip(x.iter())
+                .map(|(&l, &x)| softplus(l as f64) - x as f64 * l as f64)
+                .sum()
+        })
 }
 
 /// Per-image Gaussian negative log-likelihood with log-variance `logvar` shared by all pixels.
+/// Rows run in parallel, each summed in order (the same bits on any thread count).
 pub fn gaussian_nll(mean: ArrayView2<f32>, x: ArrayView2<f32>, logvar: f32) -> Array1<f64> {
     let lv = logvar as f64;
     let inv = (-lv).exp();
-    Zip::from(mean.rows()).and(x.rows()).map_collect(|m, x| {
-        let sq: f64 = m
-            .iter()
-            .zip(x.iter())
-            .map(|(&m, &x)| (x as f64 - m as f64).powi(2))
-            .sum();
-        0.5 * (m.len() as f64 * (LOG_2PI + lv) + sq * inv)
-    })
+    Zip::from(mean.rows())
+        .and(x.rows())
+        .par_map_collect(|m, x| {
+            let sq: f64 = m
+                .iter()
+                .zip(x.iter())
+                .map(|(&m, &x)| (x as f64 - m as f64).powi(2))
+                .sum();
+            0.5 * (m.len() as f64 * (LOG_2PI + lv) + sq * inv)
+        })
 }
 
 /// Gradients of `scale · Σ gaussian_nll`: `(d/dmean, d/dlogvar)`.

@@ -16,7 +16,7 @@ use vae_tensor::init::Init;
 use vae_tensor::layer::join_name;
 use vae_tensor::layers::dense::Dense;
 use vae_tensor::layers::sequential::Sequential;
-use vae_tensor::loss::{bce_with_logits, gaussian_kl, Reduction};
+use vae_tensor::loss::{bce_with_logits_grad_inplace, gaussian_kl, Reduction};
 use vae_tensor::{Layer, Mode, Param, Parameterized};
 
 /// What `forward_train` keeps for `backward`.
@@ -284,7 +284,12 @@ impl Vae {
         let n = x.shape()[0];
         // d(recon)/d(decoder output), batch mean.
         let dout = match self.config.likelihood {
-            Likelihood::Bernoulli => bce_with_logits(&out, &x, Reduction::BatchMean)?.grad,
+            Likelihood::Bernoulli => {
+                // The logits are not needed after this: the gradient goes in their place.
+                let mut out = out;
+                bce_with_logits_grad_inplace(&mut out, &x, Reduction::BatchMean)?;
+                out
+            }
             Likelihood::Gaussian(_) => {
                 let (dmean, dlv) = elbo::gaussian_nll_grad(
                     flat(&out, n)?,
@@ -355,7 +360,10 @@ impl Vae {
     pub fn decode(&mut self, z: &Array2<f32>) -> Result<Array4<f32>> {
         let mut out = self.decode_raw(z)?;
         if self.config.likelihood == Likelihood::Bernoulli {
-            out.mapv_inplace(vae_tensor::layers::activation::sigmoid);
+            match out.as_slice_mut() {
+                Some(v) => vae_tensor::par::map_inplace(v, vae_tensor::layers::activation::sigmoid),
+                None => out.mapv_inplace(vae_tensor::layers::activation::sigmoid),
+            }
         }
         Ok(out)
     }

@@ -6,12 +6,13 @@
 //! generator seeded by `(seed, e)`, so training for 2 epochs and training for 1, saving,
 //! loading and training 1 more give bit-identical weights.
 
-use crate::checkpoint::{collect_weights, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::data::{chunks, Binarization, ImageSource};
 use crate::elbo::ElboTerms;
 use crate::error::{CoreError, Result};
 use crate::model::Vae;
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -19,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vae_tensor::optim::{Adam, AdamConfig, OptimState, Optimizer};
-use vae_tensor::{grad_norm, zero_grad};
+use vae_tensor::{grad_norm, zero_grad, Parameterized};
+
+/// Prefix of the optimizer's tensors in a checkpoint (`optim.m.encoder.conv1.weight`).
+const OPTIM_PREFIX: &str = "optim.";
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,7 +175,14 @@ impl Trainer {
         let tensors = ckpt
             .optim_tensors
             .into_iter()
-            .map(|(n, a)| (n.strip_prefix("optim.").map(str::to_string).unwrap_or(n), a))
+            .map(|(n, a)| {
+                (
+                    n.strip_prefix(OPTIM_PREFIX)
+                        .map(str::to_string)
+                        .unwrap_or(n),
+                    a,
+                )
+            })
             .collect();
         t.optim.load_state(OptimState {
             step: ckpt.optim_step,
@@ -189,22 +200,51 @@ impl Trainer {
     }
 
     /// Writes the model, optimizer state, step, epoch, config and history atomically.
+    ///
+    /// The weights and the optimizer's moments are moved into the checkpoint for the write
+    /// and moved back afterwards (also when the write fails), so saving does not hold a
+    /// second copy of them.
     pub fn save(&mut self, path: &Path) -> Result<()> {
-        let state = self.optim.state();
-        Checkpoint {
+        let state = self.optim.take_state();
+        let mut weights = Vec::new();
+        self.vae.visit_params("", &mut |name, p| {
+            let value = std::mem::replace(&mut p.value, ArrayD::zeros(IxDyn(&[0])));
+            weights.push((name.to_string(), value));
+        });
+        let ckpt = Checkpoint {
             config: self.vae.config().clone(),
             step: self.step,
             epoch: self.epoch,
-            weights: collect_weights(&mut self.vae),
+            weights,
             optim_step: state.step,
             optim_tensors: state
                 .tensors
                 .into_iter()
-                .map(|(n, a)| (format!("optim.{n}"), a))
+                .map(|(n, a)| (format!("{OPTIM_PREFIX}{n}"), a))
                 .collect(),
             extra: serde_json::json!({ "train": self.cfg, "history": self.history }),
-        }
-        .save(path)
+        };
+        let written = ckpt.save(path);
+        // Put everything back, in the same visiting order.
+        let mut values = ckpt.weights.into_iter().map(|(_, v)| v);
+        self.vae.visit_params("", &mut |_, p| {
+            if let Some(v) = values.next() {
+                p.value = v;
+            }
+        });
+        let tensors = ckpt
+            .optim_tensors
+            .into_iter()
+            .map(|(n, a)| match n.strip_prefix(OPTIM_PREFIX) {
+                Some(k) => (k.to_string(), a),
+                None => (n, a),
+            })
+            .collect();
+        self.optim.load_state(OptimState {
+            step: ckpt.optim_step,
+            tensors,
+        })?;
+        written
     }
 
     /// The model.

@@ -13,6 +13,7 @@
 //!   NaN checks all go through this one visitor.
 
 use crate::error::{Result, TensorError};
+use crate::par;
 use ndarray::ArrayD;
 
 /// Whether a forward pass is followed by a backward pass.
@@ -94,9 +95,12 @@ pub fn join_name(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Sets every parameter gradient of `layer` to zero.
+/// Sets every parameter gradient of `layer` to zero (in parallel over fixed chunks).
 pub fn zero_grad<P: Parameterized + ?Sized>(layer: &mut P) {
-    layer.visit_params("", &mut |_, p| p.grad.fill(0.0));
+    layer.visit_params("", &mut |_, p| match p.grad.as_slice_mut() {
+        Some(g) => par::fill(g, 0.0),
+        None => p.grad.fill(0.0),
+    });
 }
 
 /// Total number of trainable scalars in `layer`.
@@ -106,11 +110,16 @@ pub fn num_params<P: Parameterized + ?Sized>(layer: &mut P) -> usize {
     n
 }
 
-/// The global L2 norm of all parameter gradients (accumulated in f64).
+/// The global L2 norm of all parameter gradients (accumulated in f64 over fixed chunks,
+/// see [`crate::par`], so the value does not depend on the thread count).
 pub fn grad_norm<P: Parameterized + ?Sized>(layer: &mut P) -> f64 {
     let mut s = 0.0f64;
+    let sq = |g: f32| (g as f64) * (g as f64);
     layer.visit_params("", &mut |_, p| {
-        s += p.grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()
+        s += match p.grad.as_slice() {
+            Some(g) => par::sum_f64(g, sq),
+            None => p.grad.iter().map(|&g| sq(g)).sum::<f64>(),
+        }
     });
     s.sqrt()
 }
@@ -127,9 +136,22 @@ pub fn clip_grad_norm<P: Parameterized + ?Sized>(layer: &mut P, max_norm: f64) -
     }
     if norm > max_norm && norm > 0.0 {
         let scale = (max_norm / norm) as f32;
-        layer.visit_params("", &mut |_, p| p.grad.mapv_inplace(|g| g * scale));
+        layer.visit_params("", &mut |_, p| match p.grad.as_slice_mut() {
+            Some(g) => par::map_inplace(g, |g| g * scale),
+            None => p.grad.mapv_inplace(|g| g * scale),
+        });
     }
     Ok(norm)
+}
+
+/// `x` itself when it is in standard (row-major, contiguous) layout, else a row-major copy:
+/// what the layers call before working on `x` as a slice.
+pub fn into_standard(x: ArrayD<f32>) -> ArrayD<f32> {
+    if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    }
 }
 
 /// Takes the cache out of an `Option`, or reports [`TensorError::NoForwardCache`].

@@ -24,6 +24,7 @@ pub mod layer;
 pub mod layers;
 pub mod loss;
 pub mod optim;
+pub mod par;
 pub mod shape;
 
 pub use error::{Result, TensorError};

@@ -78,19 +78,46 @@ pub fn bce_with_logits(
 ) -> Result<LossOut> {
     same_shape("bce_with_logits", logits.shape(), targets.shape())?;
     let scale = reduction.scale(logits.shape());
-    let mut value = 0.0f64;
-    let mut grad = ArrayD::zeros(logits.raw_dim());
-    Zip::from(&mut grad)
-        .and(logits)
-        .and(targets)
-        .for_each(|g, &x, &t| {
-            value += bce_elem(x, t);
-            *g = ((sigmoid(x) - t) as f64 * scale) as f32;
-        });
+    let grad_of = |x: f32, t: f32| ((sigmoid(x) - t) as f64 * scale) as f32;
+    let (l, t) = (logits.as_standard_layout(), targets.as_standard_layout());
+    let mut grad = vec![0.0f32; l.len()];
+    // Fixed chunks, sums in order: the same bits on any thread count.
+    let value = crate::par::zip_map_sum_f64(
+        &mut grad,
+        l.as_slice().expect("standard layout"),
+        t.as_slice().expect("standard layout"),
+        |x, t| (bce_elem(x, t), grad_of(x, t)),
+    );
     Ok(LossOut {
         value: value * scale,
-        grad,
+        grad: ArrayD::from_shape_vec(logits.raw_dim(), grad).expect("same element count"),
     })
+}
+
+/// The gradient of [`bce_with_logits`] (the same values as its `grad`) written over the
+/// logits, without computing the loss value: one pass, no allocation.
+pub fn bce_with_logits_grad_inplace(
+    logits: &mut ArrayD<f32>,
+    targets: &ArrayD<f32>,
+    reduction: Reduction,
+) -> Result<()> {
+    same_shape(
+        "bce_with_logits_grad_inplace",
+        logits.shape(),
+        targets.shape(),
+    )?;
+    let scale = reduction.scale(logits.shape());
+    let grad_of = |x: f32, t: f32| ((sigmoid(x) - t) as f64 * scale) as f32;
+    if !logits.is_standard_layout() {
+        *logits = logits.as_standard_layout().into_owned();
+    }
+    let t = targets.as_standard_layout();
+    crate::par::zip_map_inplace(
+        logits.as_slice_mut().expect("standard layout"),
+        t.as_slice().expect("standard layout"),
+        grad_of,
+    );
+    Ok(())
 }
 
 #[inline]

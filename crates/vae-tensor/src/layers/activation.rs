@@ -1,40 +1,59 @@
 //! Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh.
 //!
-//! Each caches its output: every derivative here is a function of the output (for the
-//! ReLUs through its sign, which equals the input's sign when the slope is non-negative).
+//! Every derivative here is a function of the output. The ReLUs need only its sign (which
+//! equals the input's sign when the slope is non-negative), so they cache one byte per
+//! element ([`Mask`](crate::par::Mask)); Sigmoid and Tanh cache the output. Forward and backward run over
+//! the rayon pool in fixed chunks ([`crate::par`]), element by element, so the result does
+//! not depend on the thread count.
 
 use crate::error::Result;
-use crate::layer::{check_dy, take_cache, Layer, Mode};
-use ndarray::{ArrayD, Zip};
+use crate::layer::{check_dy, into_standard, take_cache, Layer, Mode};
+use crate::par::{self, Mask};
+use ndarray::ArrayD;
 
-macro_rules! elementwise_layer {
-    ($(#[$doc:meta])* $name:ident, $label:expr, fwd: |$x:ident, $s:ident| $f:expr, bwd: |$y:ident, $dy:ident, $s2:ident| $g:expr) => {
+/// What a sign-only activation keeps for backward: the output shape and one byte per
+/// element (`y > 0`).
+#[derive(Debug, Clone)]
+struct MaskCache {
+    shape: Vec<usize>,
+    mask: Mask,
+}
+
+/// Layers whose derivative is a function of the sign of the output (ReLU, LeakyReLU with a
+/// non-negative slope): they cache a [`Mask`] of `y > 0`, a quarter of the output's memory.
+macro_rules! sign_layer {
+    ($(#[$doc:meta])* $name:ident, $label:expr, fwd: |$x:ident, $s:ident| $f:expr, bwd: |$pos:ident, $dy:ident, $s2:ident| $g:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Default)]
         pub struct $name {
-            cache: Option<ArrayD<f32>>,
+            cache: Option<MaskCache>,
             slope: f32,
         }
 
         $crate::no_params!($name);
 
         impl Layer for $name {
-            fn forward(&mut self, mut x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
+            fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
                 let $s = self.slope;
-                x.mapv_inplace(|$x| $f);
+                let mut x = into_standard(x);
+                let data = x.as_slice_mut().expect("standard layout");
                 if mode == Mode::Train {
-                    self.cache = Some(x.clone());
+                    let mask = par::map_inplace_mask(data, |$x| $f, |y| y > 0.0);
+                    self.cache = Some(MaskCache { shape: x.shape().to_vec(), mask });
                 } else {
+                    par::map_inplace(data, |$x| $f);
                     self.cache = None;
                 }
                 Ok(x)
             }
 
-            fn backward(&mut self, mut dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
+            fn backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
                 let cached = take_cache(&mut self.cache, $label)?;
-                check_dy($label, cached.shape(), &dy)?;
+                check_dy($label, &cached.shape, &dy)?;
                 let $s2 = self.slope;
-                Zip::from(&mut dy).and(&cached).for_each(|$dy, &$y| *$dy = $g);
+                let mut dy = into_standard(dy);
+                let data = dy.as_slice_mut().expect("standard layout");
+                par::map_with_mask(data, &cached.mask, |$dy, $pos| $g);
                 Ok(dy)
             }
 
@@ -49,7 +68,50 @@ macro_rules! elementwise_layer {
     };
 }
 
-elementwise_layer!(
+/// Layers whose derivative is a function of the output value (Sigmoid, Tanh): they cache
+/// the output.
+macro_rules! elementwise_layer {
+    ($(#[$doc:meta])* $name:ident, $label:expr, fwd: |$x:ident| $f:expr, bwd: |$y:ident, $dy:ident| $g:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $name {
+            cache: Option<ArrayD<f32>>,
+        }
+
+        $crate::no_params!($name);
+
+        impl Layer for $name {
+            fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
+                let mut x = into_standard(x);
+                par::map_inplace(x.as_slice_mut().expect("standard layout"), |$x| $f);
+                self.cache = (mode == Mode::Train).then(|| x.clone());
+                Ok(x)
+            }
+
+            fn backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
+                let cached = take_cache(&mut self.cache, $label)?;
+                check_dy($label, cached.shape(), &dy)?;
+                let mut dy = into_standard(dy);
+                par::zip_map_inplace(
+                    dy.as_slice_mut().expect("standard layout"),
+                    cached.as_slice().expect("standard layout"),
+                    |$dy, $y| $g,
+                );
+                Ok(dy)
+            }
+
+            fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+                Ok(input.to_vec())
+            }
+
+            fn describe(&self) -> String {
+                $label.to_string()
+            }
+        }
+    };
+}
+
+sign_layer!(
     /// `y = max(x, 0)`; `dx = dy · [y > 0]`. PyTorch: `nn.ReLU`.
     ///
     /// ```
@@ -64,29 +126,29 @@ elementwise_layer!(
     /// ```
     ReLU, "ReLU",
     fwd: |x, _s| x.max(0.0),
-    bwd: |y, dy, _s| if y > 0.0 { *dy } else { 0.0 }
+    bwd: |pos, dy, _s| if pos { dy } else { 0.0 }
 );
 
-elementwise_layer!(
+sign_layer!(
     /// `y = x` for `x > 0`, else `slope · x`; `dx = dy` or `slope · dy`. PyTorch:
     /// `nn.LeakyReLU(negative_slope)`.
     LeakyReLU, "LeakyReLU",
     fwd: |x, s| if x > 0.0 { x } else { s * x },
-    bwd: |y, dy, s| if y > 0.0 { *dy } else { s * *dy }
+    bwd: |pos, dy, s| if pos { dy } else { s * dy }
 );
 
 elementwise_layer!(
     /// `y = 1 / (1 + e^−x)`; `dx = dy · y (1 − y)`. PyTorch: `nn.Sigmoid`.
     Sigmoid, "Sigmoid",
-    fwd: |x, _s| sigmoid(x),
-    bwd: |y, dy, _s| *dy * y * (1.0 - y)
+    fwd: |x| sigmoid(x),
+    bwd: |y, dy| dy * y * (1.0 - y)
 );
 
 elementwise_layer!(
     /// `y = tanh x`; `dx = dy (1 − y²)`. PyTorch: `nn.Tanh`.
     Tanh, "Tanh",
-    fwd: |x, _s| x.tanh(),
-    bwd: |y, dy, _s| *dy * (1.0 - y * y)
+    fwd: |x| x.tanh(),
+    bwd: |y, dy| dy * (1.0 - y * y)
 );
 
 /// The logistic function, computed without overflow for large |x|.

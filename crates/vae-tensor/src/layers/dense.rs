@@ -1,10 +1,12 @@
 //! `Dense`: a fully connected layer `y = x Wᵀ + b`.
 
 use crate::error::{Result, TensorError};
+use crate::gemm::{sgemm_par, MatMut, MatRef};
 use crate::init::Init;
-use crate::layer::{check_dy, join_name, take_cache, Layer, Mode, Param, Parameterized};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayD, Axis, Ix1, Ix2};
+use crate::layer::{
+    check_dy, into_standard, join_name, take_cache, Layer, Mode, Param, Parameterized,
+};
+use ndarray::{Array2, ArrayD};
 use rand::Rng;
 
 /// A fully connected layer. PyTorch: `nn.Linear(in_features, out_features)`.
@@ -31,7 +33,8 @@ pub struct Dense {
     out_features: usize,
     weight: Param,
     bias: Param,
-    cache: Option<Array2<f32>>,
+    /// The last training input `[N, in]`; backward writes dx over it.
+    cache: Option<ArrayD<f32>>,
 }
 
 impl Dense {
@@ -100,63 +103,81 @@ impl Parameterized for Dense {
     }
 }
 
+/// Gives `a` row-major layout in place (a no-op for every array this crate creates).
+fn make_standard(a: &mut ArrayD<f32>) {
+    if !a.is_standard_layout() {
+        *a = a.as_standard_layout().into_owned();
+    }
+}
+
 impl Layer for Dense {
     fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
         let shape = x.shape().to_vec();
-        let x = x
-            .into_dimensionality::<Ix2>()
-            .ok()
-            .filter(|x| x.ncols() == self.in_features)
-            .ok_or_else(|| {
-                TensorError::shape(self.name(), format!("[N, {}]", self.in_features), &shape)
-            })?;
-        let w = self
-            .weight
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("weight is 2-D");
-        let b = self
-            .bias
-            .value
-            .view()
-            .into_dimensionality::<Ix1>()
-            .expect("bias is 1-D");
-        let mut y = Array2::zeros((x.nrows(), self.out_features));
-        y += &b;
-        general_mat_mul(1.0, &x, &w.t(), 1.0, &mut y);
+        if shape.len() != 2 || shape[1] != self.in_features {
+            return Err(TensorError::shape(
+                self.name(),
+                format!("[N, {}]", self.in_features),
+                &shape,
+            ));
+        }
+        let (n, fi, fo) = (shape[0], self.in_features, self.out_features);
+        let x = into_standard(x);
+        let w = self.weight.value.as_standard_layout();
+        let b = self.bias.value.as_standard_layout();
+        let b = b.as_slice().expect("standard layout");
+        // y starts as the bias in every row, then y += x Wᵀ.
+        let mut y = Vec::with_capacity(n * fo);
+        for _ in 0..n {
+            y.extend_from_slice(b);
+        }
+        let x_m = MatRef::row_major(x.as_slice().expect("standard layout"), n, fi, fi);
+        let w_m = MatRef::row_major(w.as_slice().expect("standard layout"), fo, fi, fi);
+        sgemm_par(1.0, x_m, w_m.t(), 1.0, MatMut::row_major(&mut y, n, fo, fo));
         self.cache = (mode == Mode::Train).then_some(x);
-        Ok(y.into_dyn())
+        Ok(ArrayD::from_shape_vec(vec![n, fo], y).expect("n · out elements"))
     }
 
     fn backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
         let name = self.name();
-        let x = take_cache(&mut self.cache, &name)?;
-        check_dy(&name, &[x.nrows(), self.out_features], &dy)?;
-        let dy = dy.into_dimensionality::<Ix2>().expect("checked above");
-        let w = self
-            .weight
-            .value
-            .view()
-            .into_dimensionality::<Ix2>()
-            .expect("weight is 2-D");
-        let mut dw = self
-            .weight
-            .grad
-            .view_mut()
-            .into_dimensionality::<Ix2>()
-            .expect("2-D");
-        general_mat_mul(1.0, &dy.t(), &x, 1.0, &mut dw);
-        let mut db = self
+        let mut x = take_cache(&mut self.cache, &name)?;
+        let (n, fi, fo) = (x.shape()[0], self.in_features, self.out_features);
+        check_dy(&name, &[n, fo], &dy)?;
+        let dy = into_standard(dy);
+        let dy_s = dy.as_slice().expect("standard layout");
+        let dy_m = MatRef::row_major(dy_s, n, fo, fo);
+        make_standard(&mut self.weight.grad);
+        make_standard(&mut self.bias.grad);
+        // dW += dyᵀ x
+        {
+            let x_m = MatRef::row_major(x.as_slice().expect("standard layout"), n, fi, fi);
+            let dw = self
+                .weight
+                .grad
+                .as_slice_mut()
+                .expect("gradients are row-major");
+            sgemm_par(1.0, dy_m.t(), x_m, 1.0, MatMut::row_major(dw, fo, fi, fi));
+        }
+        // db += Σ_n dy[n] (rows summed in order, then added).
+        let mut col_sum = vec![0.0f32; fo];
+        for row in dy_s.chunks_exact(fo) {
+            for (s, &d) in col_sum.iter_mut().zip(row) {
+                *s += d;
+            }
+        }
+        let db = self
             .bias
             .grad
-            .view_mut()
-            .into_dimensionality::<Ix1>()
-            .expect("1-D");
-        db += &dy.sum_axis(Axis(0));
-        let mut dx = Array2::zeros((x.nrows(), self.in_features));
-        general_mat_mul(1.0, &dy, &w, 0.0, &mut dx);
-        Ok(dx.into_dyn())
+            .as_slice_mut()
+            .expect("gradients are row-major");
+        for (g, s) in db.iter_mut().zip(col_sum) {
+            *g += s;
+        }
+        // dx = dy W, written over the cached input (same shape, no longer needed).
+        let w = self.weight.value.as_standard_layout();
+        let w_m = MatRef::row_major(w.as_slice().expect("standard layout"), fo, fi, fi);
+        let dx = x.as_slice_mut().expect("standard layout");
+        sgemm_par(1.0, dy_m, w_m, 0.0, MatMut::row_major(dx, n, fi, fi));
+        Ok(x)
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {

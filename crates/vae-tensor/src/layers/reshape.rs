@@ -1,7 +1,7 @@
 //! `Flatten` and `Reshape`: change the per-sample shape, keep the batch dimension.
 
 use crate::error::{Result, TensorError};
-use crate::layer::{check_dy, take_cache, Layer, Mode};
+use crate::layer::{check_dy, into_standard, take_cache, Layer, Mode};
 use ndarray::ArrayD;
 
 /// `[N, d1, d2, ...] -> [N, d1·d2·...]`. PyTorch: `nn.Flatten()`.
@@ -39,14 +39,16 @@ impl Reshape {
 
 fn reshape(layer: &str, x: ArrayD<f32>, shape: Vec<usize>) -> Result<ArrayD<f32>> {
     let got = x.shape().to_vec();
-    let x = x.as_standard_layout().into_owned();
-    x.into_shape_with_order(shape.clone()).map_err(|_| {
-        TensorError::shape(
-            layer,
-            format!("{} elements", shape.iter().product::<usize>()),
-            &got,
-        )
-    })
+    // A row-major array is reshaped in place (no copy); others are copied once.
+    into_standard(x)
+        .into_shape_with_order(shape.clone())
+        .map_err(|_| {
+            TensorError::shape(
+                layer,
+                format!("{} elements", shape.iter().product::<usize>()),
+                &got,
+            )
+        })
 }
 
 fn per_sample_output(layer: &str, input: &[usize], shape: &[usize]) -> Result<Vec<usize>> {

@@ -39,6 +39,13 @@ pub trait Optimizer: Send {
     fn state(&self) -> OptimState;
     /// Restores a state produced by [`Optimizer::state`]; the next step checks it against the model.
     fn load_state(&mut self, state: OptimState) -> Result<()>;
+    /// The state, moved out without copying the buffers where the optimizer can (Adam and
+    /// SGD do), leaving the optimizer without state until [`Optimizer::load_state`] puts it
+    /// back: a checkpoint can then be written without a second copy of every moment. The
+    /// provided implementation copies ([`Optimizer::state`]).
+    fn take_state(&mut self) -> OptimState {
+        self.state()
+    }
 }
 
 /// Per-parameter buffers keyed by name, with the check that the parameter set is stable.
@@ -114,6 +121,21 @@ impl Slots {
         OptimState {
             step: self.step,
             tensors,
+        }
+    }
+
+    /// As [`Slots::to_state`], moving the buffers out (same order) and leaving no state.
+    pub(crate) fn take_state(&mut self, kind_names: &[&str]) -> OptimState {
+        let buffers = std::mem::take(&mut self.buffers);
+        let mut per_kind: Vec<Vec<(String, ArrayD<f32>)>> = vec![Vec::new(); kind_names.len()];
+        for (name, b) in buffers {
+            for ((kind, list), t) in kind_names.iter().zip(per_kind.iter_mut()).zip(b) {
+                list.push((format!("{kind}.{name}"), t));
+            }
+        }
+        OptimState {
+            step: std::mem::take(&mut self.step),
+            tensors: per_kind.into_iter().flatten().collect(),
         }
     }
 

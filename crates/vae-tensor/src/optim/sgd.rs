@@ -83,6 +83,10 @@ impl Optimizer for Sgd {
         self.slots.to_state(&["momentum"])
     }
 
+    fn take_state(&mut self) -> OptimState {
+        self.slots.take_state(&["momentum"])
+    }
+
     fn load_state(&mut self, state: OptimState) -> Result<()> {
         self.slots = Slots::from_state(state, &["momentum"])?;
         Ok(())

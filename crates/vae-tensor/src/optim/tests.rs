@@ -133,3 +133,31 @@ fn a_changed_parameter_set_is_an_error() {
         Err(TensorError::ParamSetChanged { .. })
     ));
 }
+
+#[test]
+fn take_state_moves_exactly_what_state_copies() {
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut d = Dense::new(3, 2, Init::HeNormal, &mut rng).unwrap();
+    let x: ArrayD<f32> = Init::HeNormal.sample(&[4, 3], 1, 1, &mut rng);
+    let mut opts: Vec<Box<dyn Optimizer>> = vec![
+        Box::new(Adam::new(AdamConfig::adam(0.01))),
+        Box::new(Sgd::new(SgdConfig {
+            momentum: 0.9,
+            ..SgdConfig::default()
+        })),
+    ];
+    for opt in &mut opts {
+        for _ in 0..2 {
+            crate::zero_grad(&mut d);
+            let y = d.forward(x.clone(), Mode::Train).unwrap();
+            d.backward(y).unwrap();
+            opt.step(&mut d).unwrap();
+        }
+        let copied = opt.state();
+        let taken = opt.take_state();
+        assert_eq!(taken, copied);
+        assert_eq!(opt.state().tensors.len(), 0, "take_state leaves no buffers");
+        opt.load_state(taken).unwrap();
+        assert_eq!(opt.state(), copied);
+    }
+}

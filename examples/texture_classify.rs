@@ -61,6 +61,9 @@ struct Args {
     /// Label spreading's alpha (how far labels flow), in (0, 1).
     #[arg(long, default_value_t = 0.99)]
     spread_alpha: f32,
+    /// Label spreading on the raw latent features (not standardised).
+    #[arg(long)]
+    spread_raw: bool,
     /// Hidden width of the MLP classifier.
     #[arg(long, default_value_t = 256)]
     mlp_width: usize,
@@ -252,6 +255,7 @@ fn main() -> Result<()> {
     let spread_cfg = SpreadingConfig {
         k: args.spread_k,
         alpha: args.spread_alpha,
+        standardize: !args.spread_raw,
         ..SpreadingConfig::default()
     };
     let graph = if args.transductive {
@@ -462,7 +466,7 @@ fn main() -> Result<()> {
             "test_images": task.test_images.len(), "latent": vae.latent(), "features": args.features,
             "epochs": trained_epochs, "batch": args.batch, "seed": args.seed, "patch": args.patch, "stride": args.stride, "train_per_class": args.train_per_class,
             "load_vae": args.load_vae, "transductive": graph.as_ref().map(|_| serde_json::json!({ "k": spread_cfg.k, "alpha": spread_cfg.alpha,
-            "min_std": spread_cfg.min_std, "max_iter": spread_cfg.max_iter })), "mlp_width": args.mlp_width, "mlp_wd": args.mlp_wd, "mlp_epochs": args.mlp_epochs, "budgets": results, "seconds": seconds, "vae_seconds": vae_seconds });
+            "min_std": spread_cfg.min_std, "standardize": spread_cfg.standardize, "max_iter": spread_cfg.max_iter })), "mlp_width": args.mlp_width, "mlp_wd": args.mlp_wd, "mlp_epochs": args.mlp_epochs, "budgets": results, "seconds": seconds, "vae_seconds": vae_seconds });
         if let [only] = &results[..] {
             // One budget: its numbers at the top level too (the layout of earlier runs).
             for key in ["labels_per_class", "labelled_items", "accuracy"] {

@@ -16,10 +16,12 @@ use ndarray::{Array2, Axis};
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::PathBuf;
 use std::time::Instant;
-use vae_core::{png, Likelihood, Preset, TrainConfig, Trainer, Vae, VaeConfig, Variance};
+use vae_core::{
+    checkpoint::Checkpoint, png, Likelihood, Preset, TrainConfig, Trainer, Vae, VaeConfig, Variance,
+};
 use vae_data::location::resolve_data_dir;
 use vae_vision::classical::LbpConfig;
-use vae_vision::classify::{Method, NeuralConfig};
+use vae_vision::classify::{KnnGraph, Method, NeuralConfig, SpreadingConfig};
 use vae_vision::knn::ChiSquareKnn;
 use vae_vision::metrics::classification::ConfusionMatrix;
 use vae_vision::texture::{
@@ -36,9 +38,44 @@ struct Args {
     /// Data root holding the data set folder (else $VAE_DATA_DIR, else the repo's data/).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Labels per class the classifiers may use (the VAE always sees every training item).
+    /// Labels per class the classifiers may use, as a comma-separated list of budgets
+    /// (`10,60,100,300,all`); the VAE is trained once and always sees every training item.
+    #[arg(long, default_value = "all")]
+    labels_per_class: String,
+    /// Write the trained VAE here (vae-core safetensors checkpoint, rewritten every epoch).
     #[arg(long)]
-    labels_per_class: Option<usize>,
+    save_vae: Option<PathBuf>,
+    /// Load a VAE saved with `--save-vae` instead of training one (same data set).
+    #[arg(long)]
+    load_vae: Option<PathBuf>,
+    /// Latent features the classifiers see: `mean` (posterior mean) or `mean-logvar`.
+    #[arg(long, default_value = "mean")]
+    features: String,
+    /// Also run label spreading (transductive: it sees the unlabelled training images and the
+    /// test images, without labels) on a k-NN graph of the standardised latent features.
+    #[arg(long)]
+    transductive: bool,
+    /// Neighbours per point of the label-spreading graph.
+    #[arg(long, default_value_t = 10)]
+    spread_k: usize,
+    /// Label spreading's alpha (how far labels flow), in (0, 1).
+    #[arg(long, default_value_t = 0.99)]
+    spread_alpha: f32,
+    /// Label spreading on the raw latent features (not standardised).
+    #[arg(long)]
+    spread_raw: bool,
+    /// Hidden width of the MLP classifier.
+    #[arg(long, default_value_t = 256)]
+    mlp_width: usize,
+    /// MLP epochs (default: 200 below 5,000 labelled items, else 40).
+    #[arg(long)]
+    mlp_epochs: Option<usize>,
+    /// MLP AdamW weight decay.
+    #[arg(long, default_value_t = 1e-3)]
+    mlp_wd: f32,
+    /// Skip the pixel and LBP baselines (for quick classifier experiments on a saved VAE).
+    #[arg(long)]
+    skip_baselines: bool,
     /// Latent dimension of the VAE.
     #[arg(long, default_value_t = 32)]
     latent: usize,
@@ -122,161 +159,278 @@ fn main() -> Result<()> {
     } else {
         Likelihood::Bernoulli
     };
-    let cfg = VaeConfig {
-        input_shape: [c, h, w],
-        latent: args.latent,
-        preset: Preset::conv(),
-        likelihood,
-        ..VaeConfig::default()
+    let budgets = parse_budgets(&args.labels_per_class)?;
+    let feature_kind = match args.features.as_str() {
+        "mean" => FeatureKind::Mean,
+        "mean-logvar" => FeatureKind::MeanLogvar,
+        other => anyhow::bail!("unknown --features {other:?} (mean, mean-logvar)"),
     };
-    let vae = Vae::new(cfg, &mut rng)?;
     let epochs = args.epochs.unwrap_or(default_epochs);
-    let tcfg = TrainConfig {
-        epochs,
-        batch_size: args.batch,
-        seed: args.seed,
-        progress: true,
-        ..TrainConfig::default()
+    let (mut vae, trained_epochs) = match &args.load_vae {
+        Some(path) => {
+            let ckpt = Checkpoint::load(path)?;
+            if ckpt.config.input_shape != [c, h, w] {
+                anyhow::bail!(
+                    "{} holds a VAE for {:?} images, this data set has {:?}",
+                    path.display(),
+                    ckpt.config.input_shape,
+                    [c, h, w]
+                );
+            }
+            // Built with the same generator draws as a fresh VAE, so the classifiers below
+            // see the same random stream whether the VAE was trained here or loaded.
+            let mut vae = Vae::new(ckpt.config.clone(), &mut rng)?;
+            ckpt.apply_weights(&mut vae, path)?;
+            println!(
+                "loaded {} (latent {}, {} epochs)",
+                path.display(),
+                vae.latent(),
+                ckpt.epoch
+            );
+            (vae, ckpt.epoch)
+        }
+        None => {
+            let cfg = VaeConfig {
+                input_shape: [c, h, w],
+                latent: args.latent,
+                preset: Preset::conv(),
+                likelihood,
+                ..VaeConfig::default()
+            };
+            let vae = Vae::new(cfg, &mut rng)?;
+            let tcfg = TrainConfig {
+                epochs,
+                batch_size: args.batch,
+                seed: args.seed,
+                progress: true,
+                checkpoint: args.save_vae.clone(),
+                ..TrainConfig::default()
+            };
+            let mut trainer = Trainer::new(vae, tcfg)?;
+            trainer.fit(&task.train, Some(&task.test), |s| {
+                println!(
+                    "epoch {:>3}: train loss {:.2}, test -ELBO {:.2} nats, {:.0} img/s",
+                    s.epoch,
+                    s.train_loss,
+                    s.test_neg_elbo.unwrap_or(f64::NAN),
+                    s.images_per_sec
+                )
+            })?;
+            if let Some(path) = &args.save_vae {
+                println!("saved the VAE to {}", path.display());
+            }
+            (trainer.into_vae(), epochs)
+        }
     };
-    let mut trainer = Trainer::new(vae, tcfg)?;
-    trainer.fit(&task.train, Some(&task.test), |s| {
-        println!(
-            "epoch {:>3}: train loss {:.2}, test -ELBO {:.2} nats, {:.0} img/s",
-            s.epoch,
-            s.train_loss,
-            s.test_neg_elbo.unwrap_or(f64::NAN),
-            s.images_per_sec
-        )
-    })?;
     let vae_seconds = start.elapsed().as_secs_f64();
-    let mut vae = trainer.into_vae();
-    let f_train = encode_features(&mut vae, &task.train, FeatureKind::Mean, 500)?;
-    let f_test = encode_features(&mut vae, &task.test, FeatureKind::Mean, 500)?;
-
-    // 2. Classifiers see only the labelled items.
-    let labelled: Vec<usize> = match args.labels_per_class {
-        Some(n) => task.labelled_items(n, &mut rng)?,
-        None => (0..task.train_y.len()).collect(),
-    };
-    let ly: Vec<usize> = labelled.iter().map(|&i| task.train_y[i]).collect();
-    let mlp = NeuralConfig {
-        epochs: if labelled.len() < 5000 { 200 } else { 40 },
-        ..NeuralConfig::mlp(256)
-    };
-    let methods = [
-        Method::Knn { k: 5 },
-        Method::Neural(NeuralConfig::softmax_regression()),
-        Method::Neural(mlp),
-    ];
-    let vote_on = Some((
-        &task.test_owner[..],
-        task.test_images.len(),
-        &task.test_image_y[..],
-    ));
-    let mut scores = score_methods(
-        "vae",
-        &methods,
-        f_train.select(Axis(0), &labelled).view(),
-        &ly,
-        f_test.view(),
-        &task.test_y,
-        classes,
-        vote_on,
-        &mut rng,
-    )?;
-    if task.train_images.len() < task.train_y.len() {
-        // Patches: also pool each image's patch latents (mean and spread) into one descriptor.
-        let images: Vec<usize> = {
-            let mut v: Vec<usize> = labelled.iter().map(|&i| task.train_owner[i]).collect();
-            v.dedup();
-            v
-        };
-        let pooled_train = pool_by_owner(&f_train, &task.train_owner, task.train_images.len())?
-            .select(Axis(0), &images);
-        let pooled_test = pool_by_owner(&f_test, &task.test_owner, task.test_images.len())?;
-        let y: Vec<usize> = images.iter().map(|&i| task.train_image_y[i]).collect();
-        let ids: Vec<usize> = (0..task.test_images.len()).collect();
-        scores.extend(score_methods(
-            "vae-pooled",
-            &methods,
-            pooled_train.view(),
-            &y,
-            pooled_test.view(),
-            &task.test_image_y,
-            classes,
-            Some((&ids, ids.len(), &task.test_image_y)),
-            &mut rng,
-        )?);
-    }
+    let f_train = encode_features(&mut vae, &task.train, feature_kind, 500)?;
+    let f_test = encode_features(&mut vae, &task.test, feature_kind, 500)?;
     let flat = |x: &ndarray::Array4<f32>| -> Array2<f32> {
         let n = x.dim().0;
         x.to_shape((n, c * h * w)).expect("contiguous").to_owned()
     };
-    let (p_train, p_test) = (flat(&task.train), flat(&task.test));
-    scores.extend(score_methods(
-        "pixels",
-        &methods,
-        p_train.select(Axis(0), &labelled).view(),
-        &ly,
-        p_test.view(),
-        &task.test_y,
-        classes,
-        vote_on,
-        &mut rng,
-    )?);
-
-    // 3. LBP on whole images with a chi-square 1-NN, on the labelled images only.
+    let (p_train, p_test) = if args.skip_baselines {
+        (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
+    } else {
+        (flat(&task.train), flat(&task.test))
+    };
     let lbp = LbpConfig::default();
-    let mut images: Vec<usize> = labelled.iter().map(|&i| task.train_owner[i]).collect();
-    images.dedup();
-    let l_train = lbp_descriptors(
-        &images
-            .iter()
-            .map(|&i| task.train_images[i].clone())
-            .collect::<Vec<_>>(),
-        &lbp,
-    )?;
-    let l_test = lbp_descriptors(&task.test_images, &lbp)?;
-    let l_y: Vec<usize> = images.iter().map(|&i| task.train_image_y[i]).collect();
-    let pred = ChiSquareKnn::fit(l_train.view(), &l_y, classes, 1)?.predict(l_test.view())?;
-    let pred = vote(
-        &pred,
-        &(0..pred.len()).collect::<Vec<_>>(),
-        pred.len(),
-        classes,
-    )?;
-    let confusion = ConfusionMatrix::from_labels(&task.test_image_y, &pred, classes)?;
-    scores.push(MethodScore {
-        name: "lbp-riu2+chi2-1nn".into(),
-        accuracy: confusion.accuracy().unwrap_or(0.0),
-        confusion,
-    });
-
-    // 4. Report.
+    let l_test = if args.skip_baselines {
+        Array2::zeros((0, 0))
+    } else {
+        lbp_descriptors(&task.test_images, &lbp)?
+    };
     let scope = if args.dataset == "mnist-sample" {
         "sample hold-out (MNIST train[8000:10000], not the MNIST test set)"
     } else {
         "test"
     };
-    println!(
-        "\naccuracy on the {scope}, {} test images, classifiers trained on {} labelled items:",
-        task.test_images.len(),
-        labelled.len()
-    );
-    for s in &scores {
-        println!("  {:<24} {:.4}", s.name, s.accuracy);
-    }
-    let best = scores
-        .iter()
-        .filter(|s| s.name.starts_with("vae"))
-        .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
-        .context("no VAE method")?;
     let names: Vec<&str> = task.classes.iter().map(|s| s.as_str()).collect();
-    println!(
-        "\nconfusion matrix of {} (rows: truth, columns: prediction):\n{}",
-        best.name,
-        best.confusion.to_text(Some(&names))
-    );
+    let vote_on = Some((
+        &task.test_owner[..],
+        task.test_images.len(),
+        &task.test_image_y[..],
+    ));
+
+    let spread_cfg = SpreadingConfig {
+        k: args.spread_k,
+        alpha: args.spread_alpha,
+        standardize: !args.spread_raw,
+        ..SpreadingConfig::default()
+    };
+    let graph = if args.transductive {
+        let t = Instant::now();
+        let all = ndarray::concatenate(Axis(0), &[f_train.view(), f_test.view()])?;
+        let g = KnnGraph::build(all.view(), &spread_cfg)?;
+        println!(
+            "label-spreading graph: {} points, {} edges, {:.0} s",
+            g.len(),
+            g.num_edges(),
+            t.elapsed().as_secs_f64()
+        );
+        Some(g)
+    } else {
+        None
+    };
+
+    // 2. Classifiers see only the labelled items, budget by budget. Every budget starts from
+    // the same generator state, so a budget scores the same alone or in a list.
+    let rng_at_budgets = rng.clone();
+    let mut results = Vec::new();
+    let mut best_overall: Option<MethodScore> = None;
+    for &budget in &budgets {
+        let budget_start = Instant::now();
+        let mut rng = rng_at_budgets.clone();
+        let labelled: Vec<usize> = match budget {
+            Some(n) => task.labelled_items(n, &mut rng)?,
+            None => (0..task.train_y.len()).collect(),
+        };
+        let ly: Vec<usize> = labelled.iter().map(|&i| task.train_y[i]).collect();
+        let mlp = NeuralConfig {
+            epochs: args
+                .mlp_epochs
+                .unwrap_or(if labelled.len() < 5000 { 200 } else { 40 }),
+            weight_decay: args.mlp_wd,
+            ..NeuralConfig::mlp(args.mlp_width)
+        };
+        let methods = [
+            Method::Knn { k: 5 },
+            Method::Neural(NeuralConfig::softmax_regression()),
+            Method::Neural(mlp),
+        ];
+        let mut scores = score_methods(
+            "vae",
+            &methods,
+            f_train.select(Axis(0), &labelled).view(),
+            &ly,
+            f_test.view(),
+            &task.test_y,
+            classes,
+            vote_on,
+            &mut rng,
+        )?;
+        if let Some(graph) = &graph {
+            // Transductive: every training item and every test item are nodes of the graph;
+            // only the labelled items carry their labels.
+            let seeds: Vec<(usize, usize)> =
+                labelled.iter().map(|&i| (i, task.train_y[i])).collect();
+            let pred = graph.predict(&seeds, classes, &spread_cfg)?;
+            let pred = vote(
+                &pred[task.train_y.len()..],
+                &task.test_owner,
+                task.test_images.len(),
+                classes,
+            )?;
+            let confusion = ConfusionMatrix::from_labels(&task.test_image_y, &pred, classes)?;
+            scores.push(MethodScore {
+                name: format!("vae+{}", Method::LabelSpreading(spread_cfg.clone()).name()),
+                accuracy: confusion.accuracy().unwrap_or(0.0),
+                confusion,
+            });
+        }
+        if task.train_images.len() < task.train_y.len() {
+            // Patches: also pool each image's patch latents (mean and spread) into one descriptor.
+            let images: Vec<usize> = {
+                let mut v: Vec<usize> = labelled.iter().map(|&i| task.train_owner[i]).collect();
+                v.dedup();
+                v
+            };
+            let pooled_train = pool_by_owner(&f_train, &task.train_owner, task.train_images.len())?
+                .select(Axis(0), &images);
+            let pooled_test = pool_by_owner(&f_test, &task.test_owner, task.test_images.len())?;
+            let y: Vec<usize> = images.iter().map(|&i| task.train_image_y[i]).collect();
+            let ids: Vec<usize> = (0..task.test_images.len()).collect();
+            scores.extend(score_methods(
+                "vae-pooled",
+                &methods,
+                pooled_train.view(),
+                &y,
+                pooled_test.view(),
+                &task.test_image_y,
+                classes,
+                Some((&ids, ids.len(), &task.test_image_y)),
+                &mut rng,
+            )?);
+        }
+        if !args.skip_baselines {
+            scores.extend(score_methods(
+                "pixels",
+                &methods,
+                p_train.select(Axis(0), &labelled).view(),
+                &ly,
+                p_test.view(),
+                &task.test_y,
+                classes,
+                vote_on,
+                &mut rng,
+            )?);
+
+            // 3. LBP on whole images with a chi-square 1-NN, on the labelled images only.
+            let mut images: Vec<usize> = labelled.iter().map(|&i| task.train_owner[i]).collect();
+            images.dedup();
+            let l_train = lbp_descriptors(
+                &images
+                    .iter()
+                    .map(|&i| task.train_images[i].clone())
+                    .collect::<Vec<_>>(),
+                &lbp,
+            )?;
+            let l_y: Vec<usize> = images.iter().map(|&i| task.train_image_y[i]).collect();
+            let pred =
+                ChiSquareKnn::fit(l_train.view(), &l_y, classes, 1)?.predict(l_test.view())?;
+            let pred = vote(
+                &pred,
+                &(0..pred.len()).collect::<Vec<_>>(),
+                pred.len(),
+                classes,
+            )?;
+            let confusion = ConfusionMatrix::from_labels(&task.test_image_y, &pred, classes)?;
+            scores.push(MethodScore {
+                name: "lbp-riu2+chi2-1nn".into(),
+                accuracy: confusion.accuracy().unwrap_or(0.0),
+                confusion,
+            });
+        }
+
+        // 4. Report.
+        let budget_name = budget.map_or("all".to_string(), |n| n.to_string());
+        println!(
+            "\nlabels per class: {budget_name}; accuracy on the {scope}, {} test images, classifiers trained on {} labelled items:",
+            task.test_images.len(),
+            labelled.len()
+        );
+        for s in &scores {
+            let note = if s.name.contains("+spread") {
+                " (transductive)"
+            } else {
+                ""
+            };
+            println!("  {:<24} {:.4}{note}", s.name, s.accuracy);
+        }
+        let best = scores
+            .iter()
+            .filter(|s| s.name.starts_with("vae"))
+            .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+            .context("no VAE method")?
+            .clone();
+        println!(
+            "\nconfusion matrix of {} (rows: truth, columns: prediction):\n{}",
+            best.name,
+            best.confusion.to_text(Some(&names))
+        );
+        let accuracy: serde_json::Map<String, serde_json::Value> = scores
+            .iter()
+            .map(|s| (s.name.clone(), s.accuracy.into()))
+            .collect();
+        results.push(
+            serde_json::json!({ "labels_per_class": budget, "labelled_items": labelled.len(),
+            "accuracy": accuracy, "seconds": budget_start.elapsed().as_secs_f64() }),
+        );
+        // The confusion PNG shows the best VAE method of the largest budget (the last one
+        // when budgets are listed in increasing order).
+        best_overall = Some(best);
+    }
+    let best = best_overall.context("no label budget")?;
     std::fs::create_dir_all(&args.out)?;
     let cm_path = args.out.join("confusion.png");
     best.confusion.save_png(&cm_path, 24)?;
@@ -285,7 +439,12 @@ fn main() -> Result<()> {
     let scatter_path = args.out.join("latent_scatter.png");
     png::save_png(
         &png::scatter(
-            &top_two_dims(&f_test.slice_axis(Axis(0), (0..n_show).into()).to_owned()),
+            &top_two_dims(
+                &f_test
+                    .slice_axis(Axis(0), (0..n_show).into())
+                    .slice_axis(Axis(1), (0..vae.latent()).into())
+                    .to_owned(),
+            ),
             &labels_u8,
             512,
         )?,
@@ -293,23 +452,46 @@ fn main() -> Result<()> {
     )?;
     let seconds = start.elapsed().as_secs_f64();
     println!(
-        "wrote {} and {}\ntotal time {seconds:.0} s (VAE training {vae_seconds:.0} s)",
+        "wrote {} and {}\ntotal time {seconds:.0} s (VAE {} {vae_seconds:.0} s)",
         cm_path.display(),
-        scatter_path.display()
+        scatter_path.display(),
+        if args.load_vae.is_some() {
+            "loading"
+        } else {
+            "training"
+        }
     );
     if let Some(path) = &args.json {
-        let methods: serde_json::Map<String, serde_json::Value> = scores
-            .iter()
-            .map(|s| (s.name.clone(), s.accuracy.into()))
-            .collect();
-        let j = serde_json::json!({ "dataset": args.dataset, "evaluated_on": scope, "train_items": task.train.dim().0, "test_items": task.test.dim().0,
-            "test_images": task.test_images.len(), "labelled_items": labelled.len(), "labels_per_class": args.labels_per_class, "latent": args.latent,
-            "epochs": epochs, "batch": args.batch, "seed": args.seed, "patch": args.patch, "stride": args.stride, "train_per_class": args.train_per_class,
-            "accuracy": methods, "seconds": seconds, "vae_seconds": vae_seconds });
+        let mut j = serde_json::json!({ "dataset": args.dataset, "evaluated_on": scope, "train_items": task.train.dim().0, "test_items": task.test.dim().0,
+            "test_images": task.test_images.len(), "latent": vae.latent(), "features": args.features,
+            "epochs": trained_epochs, "batch": args.batch, "seed": args.seed, "patch": args.patch, "stride": args.stride, "train_per_class": args.train_per_class,
+            "load_vae": args.load_vae, "transductive": graph.as_ref().map(|_| serde_json::json!({ "k": spread_cfg.k, "alpha": spread_cfg.alpha,
+            "min_std": spread_cfg.min_std, "standardize": spread_cfg.standardize, "max_iter": spread_cfg.max_iter })), "mlp_width": args.mlp_width, "mlp_wd": args.mlp_wd, "mlp_epochs": args.mlp_epochs, "budgets": results, "seconds": seconds, "vae_seconds": vae_seconds });
+        if let [only] = &results[..] {
+            // One budget: its numbers at the top level too (the layout of earlier runs).
+            for key in ["labels_per_class", "labelled_items", "accuracy"] {
+                j[key] = only[key].clone();
+            }
+        }
         std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Parses `--labels-per-class`: comma-separated counts or `all`.
+fn parse_budgets(s: &str) -> Result<Vec<Option<usize>>> {
+    s.split(',')
+        .map(|t| match t.trim() {
+            "all" => Ok(None),
+            n => match n.parse::<usize>() {
+                Ok(v) if v > 0 => Ok(Some(v)),
+                _ => {
+                    anyhow::bail!("--labels-per-class: {n:?} is neither a positive count nor `all`")
+                }
+            },
+        })
+        .collect()
 }
 
 /// The two latent coordinates with the largest variance, for a scatter plot.

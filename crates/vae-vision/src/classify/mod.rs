@@ -1,14 +1,17 @@
 //! Classifiers on feature vectors `[n, d]`: softmax regression, a small MLP (both built from
 //! `vae-tensor` layers and trained with Adam on softmax cross-entropy) and Euclidean
-//! k-nearest neighbours. They serve VAE latents and raw pixels alike, so the two are judged
-//! with the same classifier.
+//! k-nearest neighbours; and, transductive, label spreading on a k-NN graph of every point.
+//! They serve VAE latents and raw pixels alike, so the two are judged with the same
+//! classifier.
 
 mod knn;
 mod neural;
+mod spreading;
 mod standardize;
 
 pub use knn::EuclideanKnn;
 pub use neural::{NeuralClassifier, NeuralConfig};
+pub use spreading::{spread_labels, KnnGraph, SpreadingConfig};
 pub use standardize::Standardizer;
 
 use crate::error::{Result, VisionError};
@@ -56,13 +59,18 @@ pub enum Method {
     },
     /// A [`NeuralClassifier`] with these settings (softmax regression or MLP).
     Neural(NeuralConfig),
+    /// Label spreading on a k-NN graph ([`KnnGraph`]): transductive, it sees the test rows
+    /// (and any unlabelled rows) without their labels while it learns.
+    LabelSpreading(SpreadingConfig),
 }
 
 impl Method {
-    /// A short name for tables: `knn5`, `softmax`, `mlp256`.
+    /// A short name for tables: `knn5`, `softmax`, `mlp256`, `spread10` (label spreading
+    /// on a 10-NN graph).
     pub fn name(&self) -> String {
         match self {
             Method::Knn { k } => format!("knn{k}"),
+            Method::LabelSpreading(c) => format!("spread{}", c.k),
             Method::Neural(c) if c.hidden.is_empty() => "softmax".into(),
             Method::Neural(c) => format!(
                 "mlp{}",
@@ -75,7 +83,13 @@ impl Method {
         }
     }
 
-    /// Trains on `(train_x, train_y)` and predicts a class for every row of `test_x`.
+    /// Whether the method learns from the unlabelled and test rows too (label spreading).
+    pub fn is_transductive(&self) -> bool {
+        matches!(self, Method::LabelSpreading(_))
+    }
+
+    /// Trains on `(train_x, train_y)` and predicts a class for every row of `test_x`
+    /// (a transductive method also uses `test_x`, without labels, while it learns).
     pub fn fit_predict(
         &self,
         train_x: ArrayView2<f32>,
@@ -84,7 +98,24 @@ impl Method {
         num_classes: usize,
         rng: &mut impl rand::Rng,
     ) -> Result<Vec<usize>> {
+        self.fit_predict_transductive(train_x, train_y, None, test_x, num_classes, rng)
+    }
+
+    /// As [`fit_predict`](Self::fit_predict), with `unlabelled` rows that a transductive
+    /// method learns from as well (the others ignore them).
+    pub fn fit_predict_transductive(
+        &self,
+        train_x: ArrayView2<f32>,
+        train_y: &[usize],
+        unlabelled: Option<ArrayView2<f32>>,
+        test_x: ArrayView2<f32>,
+        num_classes: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Vec<usize>> {
         match self {
+            Method::LabelSpreading(cfg) => {
+                spread_labels(train_x, train_y, unlabelled, test_x, num_classes, cfg)
+            }
             Method::Knn { k } => {
                 EuclideanKnn::fit(train_x, train_y, num_classes, *k)?.predict(test_x)
             }

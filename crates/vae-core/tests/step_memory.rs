@@ -15,7 +15,7 @@
 //!
 //! One test in its own binary: the counters are process-wide.
 
-#[path = "common/counting_alloc.rs"]
+#[path = "../../vae-data/tests/common/counting_alloc.rs"]
 mod counting_alloc;
 
 use counting_alloc::{CURRENT, PEAK};

@@ -1,6 +1,7 @@
-//! A counting global allocator, shared by the IDX mutation test and the `data_load` bench
-//! (each includes this file with `#[path]` and so gets its own counters): `CURRENT` holds
-//! the bytes allocated now, `PEAK` the highest value since the caller last stored into it.
+//! A counting global allocator, shared by the IDX mutation test, the `data_load` bench and
+//! vae-core's `step_memory` test (each includes this file with `#[path]` and so gets its own
+//! counters): `CURRENT` holds the bytes allocated now, `PEAK` the highest value since the
+//! caller last stored into it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -4,7 +4,7 @@ The machine is shared, so next to the script's wall-clock images/s this wrapper 
 the process's CPU time (user + system, all threads) over the same timed chunks, as
 `benches/train_step.rs` does for vae-rs:
 
-    ../main/.venv-torch/bin/python benches/torch_vae_cpu.py --threads 2 --steps 30 --warmup 3
+    .venv-torch/bin/python benches/torch_vae_cpu.py --threads 2 --steps 30 --warmup 3
 
 (all arguments go to torch_vae.py; run from the project root). Lines starting with
 `cpu,` give framework, mode, threads, batch, images per CPU-second.

@@ -48,7 +48,8 @@ struct Args {
     /// Load a VAE saved with `--save-vae` instead of training one (same data set).
     #[arg(long)]
     load_vae: Option<PathBuf>,
-    /// Latent features the classifiers see: `mean` (posterior mean) or `mean-logvar`.
+    /// Encoder features the classifiers see: `mean` (posterior mean), `mean-logvar`, or
+    /// `hidden` (the encoder's last hidden layer, which the mean and log-variance heads read).
     #[arg(long, default_value = "mean")]
     features: String,
     /// Also run label spreading (transductive: it sees the unlabelled training images and the
@@ -73,6 +74,14 @@ struct Args {
     /// MLP AdamW weight decay.
     #[arg(long, default_value_t = 1e-3)]
     mlp_wd: f32,
+    /// Augment the neural classifiers' training set with this many copies of every labelled
+    /// item, each shifted by a random whole-pixel offset within `--shift-radius` (seeded) and
+    /// encoded by the VAE; k-NN and label spreading keep the plain items.
+    #[arg(long, default_value_t = 0)]
+    augment_copies: usize,
+    /// Largest shift, in pixels, of `--augment-copies` (each axis).
+    #[arg(long, default_value_t = 2)]
+    shift_radius: usize,
     /// Skip the pixel and LBP baselines (for quick classifier experiments on a saved VAE).
     #[arg(long)]
     skip_baselines: bool,
@@ -163,7 +172,8 @@ fn main() -> Result<()> {
     let feature_kind = match args.features.as_str() {
         "mean" => FeatureKind::Mean,
         "mean-logvar" => FeatureKind::MeanLogvar,
-        other => anyhow::bail!("unknown --features {other:?} (mean, mean-logvar)"),
+        "hidden" => FeatureKind::Hidden,
+        other => anyhow::bail!("unknown --features {other:?} (mean, mean-logvar, hidden)"),
     };
     let epochs = args.epochs.unwrap_or(default_epochs);
     let (mut vae, trained_epochs) = match &args.load_vae {
@@ -225,6 +235,24 @@ fn main() -> Result<()> {
     let vae_seconds = start.elapsed().as_secs_f64();
     let f_train = encode_features(&mut vae, &task.train, feature_kind, 500)?;
     let f_test = encode_features(&mut vae, &task.test, feature_kind, 500)?;
+    let f_aug: Vec<Array2<f32>> = (0..args.augment_copies)
+        .map(|copy| {
+            encode_shifted(
+                &mut vae,
+                &task.train,
+                feature_kind,
+                args.shift_radius,
+                args.seed.wrapping_add(1 + copy as u64),
+            )
+        })
+        .collect::<Result<_>>()?;
+    if !f_aug.is_empty() {
+        println!(
+            "encoded {} shifted copies of the training items (radius {} px)",
+            f_aug.len(),
+            args.shift_radius
+        );
+    }
     let flat = |x: &ndarray::Array4<f32>| -> Array2<f32> {
         let n = x.dim().0;
         x.to_shape((n, c * h * w)).expect("contiguous").to_owned()
@@ -293,11 +321,14 @@ fn main() -> Result<()> {
             weight_decay: args.mlp_wd,
             ..NeuralConfig::mlp(args.mlp_width)
         };
-        let methods = [
-            Method::Knn { k: 5 },
+        let neural = [
             Method::Neural(NeuralConfig::softmax_regression()),
             Method::Neural(mlp),
         ];
+        let mut methods = vec![Method::Knn { k: 5 }];
+        if f_aug.is_empty() {
+            methods.extend(neural.iter().cloned());
+        }
         let mut scores = score_methods(
             "vae",
             &methods,
@@ -309,6 +340,27 @@ fn main() -> Result<()> {
             vote_on,
             &mut rng,
         )?;
+        if !f_aug.is_empty() {
+            // Neural classifiers on the labelled items plus their shifted copies.
+            let parts: Vec<Array2<f32>> = std::iter::once(&f_train)
+                .chain(&f_aug)
+                .map(|f| f.select(Axis(0), &labelled))
+                .collect();
+            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+            let aug_x = ndarray::concatenate(Axis(0), &views)?;
+            let aug_y: Vec<usize> = ly.repeat(parts.len());
+            scores.extend(score_methods(
+                &format!("vae-shift{}x{}", f_aug.len(), args.shift_radius),
+                &neural,
+                aug_x.view(),
+                &aug_y,
+                f_test.view(),
+                &task.test_y,
+                classes,
+                vote_on,
+                &mut rng,
+            )?);
+        }
         if let Some(graph) = &graph {
             // Transductive: every training item and every test item are nodes of the graph;
             // only the labelled items carry their labels.
@@ -500,4 +552,29 @@ fn top_two_dims(f: &Array2<f32>) -> Array2<f32> {
     let mut idx: Vec<usize> = (0..var.len()).collect();
     idx.sort_by(|&a, &b| var[b].total_cmp(&var[a]));
     f.select(Axis(1), &idx[..2.min(idx.len())])
+}
+
+/// Encodes a copy of every image of `images`, each translated by its own random whole-pixel
+/// offset in `[-radius, radius]²` (drawn from `seed`), with `kind` features.
+fn encode_shifted(
+    vae: &mut vae_core::Vae,
+    images: &ndarray::Array4<f32>,
+    kind: FeatureKind,
+    radius: usize,
+    seed: u64,
+) -> Result<Array2<f32>> {
+    use rand::Rng;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let r = radius as i64;
+    let mut shifted = images.clone();
+    for mut img in shifted.axis_iter_mut(Axis(0)) {
+        let (dy, dx) = (
+            rng.random_range(-r..=r) as isize,
+            rng.random_range(-r..=r) as isize,
+        );
+        let one = img.view().insert_axis(Axis(0));
+        let moved = vae_data::transform::shift(&one, dy, dx, 0.0);
+        img.assign(&moved.index_axis(Axis(0), 0));
+    }
+    Ok(encode_features(vae, &shifted, kind, 500)?)
 }

@@ -342,6 +342,34 @@ impl Vae {
         Ok((cat(mus)?, cat(lvs)?))
     }
 
+    /// The encoder body's output, `[n, f]`: the hidden features the μ and log σ² heads
+    /// read (for the presets, the last hidden layer after its ReLU), in evaluation mode.
+    /// μ and log σ² are affine maps of these features, so they hold at least as much
+    /// information about `x` as the posterior parameters. Runs in chunks of
+    /// [`EVAL_BATCH`](crate::data::EVAL_BATCH) images.
+    ///
+    /// ```
+    /// use ndarray::Array4;
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use vae_core::{Preset, Vae, VaeConfig};
+    /// let cfg = VaeConfig { input_shape: [1, 8, 8], latent: 3, preset: Preset::Mlp { hidden: vec![16] }, ..VaeConfig::default() };
+    /// let mut vae = Vae::new(cfg, &mut StdRng::seed_from_u64(0))?;
+    /// let h = vae.encode_hidden(&Array4::zeros((5, 1, 8, 8)))?;
+    /// assert_eq!(h.dim(), (5, 16));
+    /// # Ok::<(), vae_core::CoreError>(())
+    /// ```
+    pub fn encode_hidden(&mut self, x: &Array4<f32>) -> Result<Array2<f32>> {
+        self.check_batch("encode_hidden", &x.view())?;
+        let mut parts = Vec::new();
+        for part in x.axis_chunks_iter(Axis(0), EVAL_BATCH) {
+            let h = self
+                .encoder
+                .forward(part.to_owned().into_dyn(), Mode::Eval)?;
+            parts.push(to2(h)?);
+        }
+        cat(parts)
+    }
+
     /// Raw decoder output (logits for Bernoulli, means for Gaussian), `[n, c, h, w]`.
     /// Runs in chunks of [`EVAL_BATCH`](crate::data::EVAL_BATCH) latent vectors.
     pub fn decode_raw(&mut self, z: &Array2<f32>) -> Result<Array4<f32>> {
@@ -439,4 +467,42 @@ fn to2(a: ArrayD<f32>) -> Result<Array2<f32>> {
 fn flat(a: &ArrayD<f32>, n: usize) -> Result<ndarray::ArrayView2<'_, f32>> {
     let rest = a.len() / n.max(1);
     a.view().into_shape_with_order((n, rest)).map_err(shape_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Preset;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn hidden_features_are_what_the_heads_read() {
+        let cfg = VaeConfig {
+            input_shape: [1, 12, 12],
+            latent: 3,
+            preset: Preset::Conv {
+                channels: 4,
+                hidden: 10,
+            },
+            ..VaeConfig::default()
+        };
+        let mut vae = Vae::new(cfg, &mut StdRng::seed_from_u64(1)).unwrap();
+        let x = Array4::from_shape_fn((3, 1, 12, 12), |(n, _, y, x)| {
+            ((n * 7 + y * 3 + x) % 11) as f32 / 10.0
+        });
+        let h = vae.encode_hidden(&x).unwrap();
+        assert_eq!(h.dim(), (3, 10));
+        assert!(h.iter().all(|v| *v >= 0.0), "after the ReLU");
+        let (mu, logvar) = vae.encode(&x).unwrap();
+        let mu_h = to2(vae
+            .mu_head
+            .forward(h.clone().into_dyn(), Mode::Eval)
+            .unwrap())
+        .unwrap();
+        let lv_h = to2(vae.logvar_head.forward(h.into_dyn(), Mode::Eval).unwrap()).unwrap();
+        assert_eq!(mu_h, mu);
+        assert_eq!(lv_h, logvar);
+        let bad = Array4::<f32>::zeros((2, 1, 11, 12));
+        assert!(vae.encode_hidden(&bad).is_err());
+    }
 }

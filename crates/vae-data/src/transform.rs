@@ -1,5 +1,5 @@
 //! Pixel transforms: dynamic binarization (a fresh Bernoulli draw each time, the standard
-//! for VAE likelihoods on MNIST) and threshold binarization.
+//! for VAE likelihoods on MNIST), threshold binarization, and translations for augmentation.
 
 use ndarray::{Array, ArrayView, Dimension};
 use rand::Rng;
@@ -108,5 +108,98 @@ mod tests {
         let mut y = ndarray::array![f32::NAN];
         assert!(binarize_dynamic_mut(&mut y, &mut rng).is_err());
         assert!(binarize_threshold(x.view(), f32::NAN).is_err());
+    }
+}
+
+/// Translates every image of an `[n, c, h, w]` batch by `dy` rows and `dx` columns
+/// (positive: down / right), filling the uncovered border with `fill`. A shift of at least
+/// the image size leaves only `fill`.
+///
+/// Small shifts are the classic label-preserving augmentation for digits: a classifier
+/// trained on shifted copies learns that a digit one pixel to the left is the same digit.
+///
+/// ```
+/// use ndarray::Array4;
+/// use vae_data::transform::shift;
+/// let mut x = Array4::<f32>::zeros((1, 1, 3, 3));
+/// x[[0, 0, 1, 1]] = 1.0;
+/// let s = shift(&x.view(), 1, -1, 0.0);
+/// assert_eq!(s[[0, 0, 2, 0]], 1.0);
+/// assert_eq!(s.sum(), 1.0);
+/// ```
+pub fn shift(
+    x: &ndarray::ArrayView4<'_, f32>,
+    dy: isize,
+    dx: isize,
+    fill: f32,
+) -> ndarray::Array4<f32> {
+    let (_, _, h, w) = x.dim();
+    let mut out = ndarray::Array4::from_elem(x.dim(), fill);
+    let span = |d: isize, len: usize| -> Option<(usize, usize, usize)> {
+        // (source start, destination start, length)
+        let m = d.unsigned_abs();
+        if m >= len {
+            return None;
+        }
+        Some(if d >= 0 {
+            (0, m, len - m)
+        } else {
+            (m, 0, len - m)
+        })
+    };
+    if let (Some((sy, ty, ly)), Some((sx, tx, lx))) = (span(dy, h), span(dx, w)) {
+        use ndarray::{Axis, Slice};
+        let mut dst = out.view_mut();
+        dst.slice_axis_inplace(Axis(2), Slice::from(ty..ty + ly));
+        dst.slice_axis_inplace(Axis(3), Slice::from(tx..tx + lx));
+        let mut src = x.view();
+        src.slice_axis_inplace(Axis(2), Slice::from(sy..sy + ly));
+        src.slice_axis_inplace(Axis(3), Slice::from(sx..sx + lx));
+        dst.assign(&src);
+    }
+    out
+}
+
+#[cfg(test)]
+mod shift_tests {
+    use super::shift;
+    use ndarray::Array4;
+
+    fn ramp() -> Array4<f32> {
+        Array4::from_shape_fn((2, 2, 4, 5), |(n, c, y, x)| {
+            (1 + n * 1000 + c * 100 + y * 10 + x) as f32
+        })
+    }
+
+    #[test]
+    fn shift_moves_every_pixel_and_fills_the_rest() {
+        let x = ramp();
+        for dy in -4..=4isize {
+            for dx in -5..=5isize {
+                let s = shift(&x.view(), dy, dx, -1.0);
+                for ((n, c, y, xx), &v) in s.indexed_iter() {
+                    let (sy, sx) = (y as isize - dy, xx as isize - dx);
+                    let want = if (0..4).contains(&sy) && (0..5).contains(&sx) {
+                        x[[n, c, sy as usize, sx as usize]]
+                    } else {
+                        -1.0
+                    };
+                    assert_eq!(v, want, "dy {dy} dx {dx} at {:?}", (n, c, y, xx));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_shift_is_identity_and_shifts_compose() {
+        let x = ramp();
+        assert_eq!(shift(&x.view(), 0, 0, 0.0), x);
+        let a = shift(&shift(&x.view(), 1, 2, 0.0).view(), -1, -2, 0.0);
+        let b = shift(&shift(&x.view(), -1, -2, 0.0).view(), 1, 2, 0.0);
+        // Round trips lose exactly the rows/columns shifted out.
+        assert_eq!(a[[1, 1, 1, 1]], x[[1, 1, 1, 1]]);
+        assert_eq!(a[[1, 1, 3, 4]], 0.0);
+        assert_eq!(b[[1, 1, 0, 0]], 0.0);
+        assert_eq!(b[[1, 1, 2, 3]], x[[1, 1, 2, 3]]);
     }
 }

@@ -13,6 +13,9 @@ pub enum FeatureKind {
     Mean,
     /// μ(x) followed by log σ²(x) (`2 · latent` features).
     MeanLogvar,
+    /// The encoder's last hidden layer, which the μ and log σ² heads read
+    /// ([`Vae::encode_hidden`]; 256 features for the `conv` preset).
+    Hidden,
 }
 
 /// Encodes every image of `images` (in batches of `batch`) into a `[n, features]` matrix.
@@ -43,20 +46,21 @@ pub fn encode_features(
             "must be at least 1",
         ));
     }
-    let width = match kind {
-        FeatureKind::Mean => vae.latent(),
-        FeatureKind::MeanLogvar => 2 * vae.latent(),
-    };
-    let mut out = Array2::zeros((images.len(), width));
     let idx: Vec<usize> = (0..images.len()).collect();
+    let mut out = Array2::zeros((0, 0));
     for (chunk_no, chunk) in idx.chunks(batch).enumerate() {
-        let (mu, logvar) = vae.encode(&images.batch(chunk))?;
+        let x = images.batch(chunk);
         let f = match kind {
-            FeatureKind::Mean => mu,
+            FeatureKind::Hidden => vae.encode_hidden(&x)?,
+            FeatureKind::Mean => vae.encode(&x)?.0,
             FeatureKind::MeanLogvar => {
+                let (mu, logvar) = vae.encode(&x)?;
                 concatenate(Axis(1), &[mu.view(), logvar.view()]).expect("same number of rows")
             }
         };
+        if chunk_no == 0 {
+            out = Array2::zeros((images.len(), f.ncols()));
+        }
         let start = chunk_no * batch;
         out.slice_axis_mut(Axis(0), (start..start + chunk.len()).into())
             .assign(&f);

@@ -808,46 +808,47 @@ pub fn conv_adjoint_backward(
 /// `[img, c, 2h, 2w]`) on the compact `h × w` grid: row `c·9 + 3·ky + kx`, column
 /// `q = (img·h + a)·w + b` holds `dy[img, c, 2a + ky − 1, 2b + kx − 1]` (0 outside the
 /// image). By sub-pixel phase, tap `ky` reads row `2a` (`ky = 1`), `2a + 1` (`ky = 2`) or
-/// `2a − 1` (`ky = 0`), the same for columns: no junk columns, unlike the extended grid of
-/// [`PhaseIm2col`].
-fn s2_im2col(h: usize, wd: usize, c: usize, dyb: &[f32], col: &mut [f32]) {
+/// `2a − 1` (`ky = 0`), the same for columns: each channel is split once into its four
+/// phase planes (in `ph`), then every tap's row is a copy of one phase plane, shifted by
+/// one row and/or column for `ky = 0` / `kx = 0`. No junk columns, unlike the extended grid
+/// of [`PhaseIm2col`].
+fn s2_im2col(h: usize, wd: usize, c: usize, dyb: &[f32], col: &mut [f32], ph: &mut Vec<f32>) {
     let hw = h * wd;
     let nq = dyb.len() / (4 * c);
+    grow(ph, 4 * hw);
     for (img, dimg) in dyb.chunks_exact(4 * c * hw).enumerate() {
         for (ch, plane) in dimg.chunks_exact(4 * hw).enumerate() {
+            // Split into the phase planes ph[2·py + px][a][b] = dy[2a + py][2b + px], even
+            // and odd columns of a row in one pass over pairs.
+            for (r, row) in plane.chunks_exact(2 * wd).enumerate() {
+                let (a, py) = (r / 2, r % 2);
+                let (lo, hi) = ph.split_at_mut((2 * py + 1) * hw);
+                let e = &mut lo[2 * py * hw + a * wd..2 * py * hw + (a + 1) * wd];
+                let o = &mut hi[a * wd..(a + 1) * wd];
+                for ((e, o), p) in e.iter_mut().zip(o.iter_mut()).zip(row.chunks_exact(2)) {
+                    *e = p[0];
+                    *o = p[1];
+                }
+            }
+            // Tap k reads phase (k + 1) mod 2 at offset −1 (k = 0) or 0.
             for ky in 0..3 {
                 for kx in 0..3 {
+                    let src = &ph[(2 * ((ky + 1) % 2) + (kx + 1) % 2) * hw..][..hw];
                     let row = (ch * 9 + ky * 3 + kx) * nq + img * hw;
-                    for a in 0..h {
-                        let dst = &mut col[row + a * wd..row + (a + 1) * wd];
-                        let sy = match ky {
-                            0 if a == 0 => {
-                                dst.fill(0.0);
-                                continue;
-                            }
-                            0 => 2 * a - 1,
-                            1 => 2 * a,
-                            _ => 2 * a + 1,
-                        };
-                        let src = &plane[sy * 2 * wd..(sy + 1) * 2 * wd];
-                        match kx {
-                            0 => {
-                                dst[0] = 0.0;
-                                for (d, p) in dst[1..].iter_mut().zip(src[1..].chunks_exact(2)) {
-                                    *d = p[0];
-                                }
-                            }
-                            1 => {
-                                for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                                    *d = p[0];
-                                }
-                            }
-                            _ => {
-                                for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                                    *d = p[1];
-                                }
-                            }
+                    let dst = &mut col[row..row + hw];
+                    let (dst, src) = if ky == 0 {
+                        dst[..wd].fill(0.0);
+                        (&mut dst[wd..], &src[..hw - wd])
+                    } else {
+                        (dst, src)
+                    };
+                    if kx == 0 {
+                        for (d, s) in dst.chunks_exact_mut(wd).zip(src.chunks_exact(wd)) {
+                            d[0] = 0.0;
+                            d[1..].copy_from_slice(&s[..wd - 1]);
                         }
+                    } else {
+                        dst.copy_from_slice(src);
                     }
                 }
             }
@@ -880,7 +881,7 @@ fn conv_adjoint_backward_s2(
             let nbb = plan.nb.min(imgs - b0);
             let nq = nbb * hw;
             let dxb = &dxg[b0 * in_img..(b0 + nbb) * in_img];
-            s2_im2col(h, wd, g.c_in, dxb, &mut buf.col);
+            s2_im2col(h, wd, g.c_in, dxb, &mut buf.col, &mut buf.phases);
             if with_bias {
                 sum_bias(dxb, &mut buf.db, g.in_plane());
             }

@@ -11,6 +11,11 @@
 //! detection of AVX-512F and FMA). Otherwise the callers in [`super::kernel`] take the gemm
 //! path.
 //!
+//! The module also holds [`igemm`], a multi-channel *implicit gemm* (a correlation with
+//! per-tap offsets and lane masks, no im2col and no packing) used by [`super::kernel`] for
+//! the stride-1 unpadded conv forward and the sub-pixel phases of the k3 s2 p1
+//! conv-transpose forward; its safe wrapper checks every enabled lane's reads.
+//!
 //! Notation: `g` is an ordinary convolution with `c_in = 1`, `c_out = C` channels, weight
 //! `w: [C, 9]` (tap `t = 3·ky + kx`), one input plane `x: [h_in, w_in]` and output planes
 //! `y: [C, h_out, w_out]`.

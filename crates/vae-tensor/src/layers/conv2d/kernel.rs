@@ -34,6 +34,14 @@
 //! run the [`direct`] kernels instead, one image at a time in the same groups: their gemms
 //! would have a dimension of 9. Otherwise (or with [`ConvScratch::set_im2col_only`] in
 //! tests) they take the im2col + gemm path.
+//!
+//! # Implicit gemm and sub-pixel phases
+//! With AVX-512, [`conv_forward`] at stride 1 without padding and `c_out` a multiple of 8
+//! runs one [`direct::igemm`] per image (no im2col). For the k3 s2 p1 geometry whose adjoint
+//! exactly doubles the map (a transposed convolution with output padding 1),
+//! [`conv_adjoint`] computes each of the four output phases as one igemm with its taps
+//! concatenated (`conv_adjoint_s2`), and [`conv_adjoint_backward`] builds its im2col on the
+//! compact grid by phase (`s2_im2col`, no junk columns) before the usual two gemms.
 
 use super::direct;
 use crate::gemm::{sgemm, MatMut, MatRef};

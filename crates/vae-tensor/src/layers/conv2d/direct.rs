@@ -11,6 +11,11 @@
 //! detection of AVX-512F and FMA). Otherwise the callers in [`super::kernel`] take the gemm
 //! path.
 //!
+//! The module also holds [`igemm`], a multi-channel *implicit gemm* (a correlation with
+//! per-tap offsets and lane masks, no im2col and no packing) used by [`super::kernel`] for
+//! the stride-1 unpadded conv forward and the sub-pixel phases of the k3 s2 p1
+//! conv-transpose forward; its safe wrapper checks every enabled lane's reads.
+//!
 //! Notation: `g` is an ordinary convolution with `c_in = 1`, `c_out = C` channels, weight
 //! `w: [C, 9]` (tap `t = 3·ky + kx`), one input plane `x: [h_in, w_in]` and output planes
 //! `y: [C, h_out, w_out]`.
@@ -224,6 +229,111 @@ pub fn adjoint(g: &Conv2dGeom, y: &[f32], w: &[f32], bias: f32, x: &mut [f32]) {
     }
 }
 
+/// Output channels per register block of [`igemm`]: its `c_out` must be a multiple of this.
+pub const IGEMM_CO_BLOCK: usize = 8;
+
+/// One *implicit gemm* for [`igemm`]: a multi-channel correlation whose im2col matrix is
+/// never built. For `q < nq` and `co < c_out`:
+///
+/// `dst[co·ds + q] = Σ_t Σ_ci w[(t·c_in + ci)·c_out + co] · src[off[t] + ci·cs + q]`
+///
+/// where the term of tap `t` at `q` counts only when bit `q mod 16` of
+/// `masks[t·⌈nq/16⌉ + q/16]` is set (a zero term otherwise: padding and image borders).
+/// `src` is a set of `c_in` planes `cs` apart, `q` a flat pixel index shared by all taps.
+#[derive(Debug, Clone, Copy)]
+pub struct Igemm<'a> {
+    /// The input planes.
+    pub src: &'a [f32],
+    /// Elements between two input channels of `src`.
+    pub cs: usize,
+    /// Per tap: the element offset of its plane start in `src` (may be negative where the
+    /// masks keep every read inside `src`).
+    pub offs: &'a [isize],
+    /// Per tap and 16-pixel vector: the lanes that read (see above).
+    pub masks: &'a [u16],
+    /// Input channels.
+    pub c_in: usize,
+    /// Packed weights `[taps, c_in, c_out]`.
+    pub w: &'a [f32],
+    /// Output channels (a multiple of [`IGEMM_CO_BLOCK`]).
+    pub c_out: usize,
+    /// Output pixels.
+    pub nq: usize,
+}
+
+/// True when the CPU runs [`igemm`] (AVX-512F and FMA).
+pub fn igemm_supported() -> bool {
+    cpu_has_avx512()
+}
+
+/// Runs the implicit gemm `p` into `dst` (row stride `ds ≥ nq`; every `dst[co·ds + q]`,
+/// `q < nq`, is written, nothing else). Sums run over taps, then input channels, in that
+/// fixed order. Register blocks of 8 output channels × 48 pixels, the weights broadcast
+/// from memory and the pixels loaded (masked) straight from `src`: no im2col, no packing.
+///
+/// # Panics
+/// When the CPU lacks AVX-512 ([`igemm_supported`]), when `c_out` is not a multiple of
+/// [`IGEMM_CO_BLOCK`], when a length disagrees, when a mask sets a lane at or past `nq`, or
+/// when some enabled lane would read outside `src`.
+pub fn igemm(p: &Igemm<'_>, dst: &mut [f32], ds: usize) {
+    assert!(igemm_supported(), "igemm needs AVX-512F and FMA");
+    assert!(
+        p.c_out.is_multiple_of(IGEMM_CO_BLOCK),
+        "igemm: c_out {} is not a multiple of {IGEMM_CO_BLOCK}",
+        p.c_out
+    );
+    if p.nq == 0 || p.c_out == 0 {
+        return;
+    }
+    let taps = p.offs.len();
+    let nvec = p.nq.div_ceil(16);
+    assert_eq!(p.masks.len(), taps * nvec, "igemm: mask table length");
+    assert_eq!(p.w.len(), taps * p.c_in * p.c_out, "igemm: weight length");
+    assert!(ds >= p.nq, "igemm: row stride {ds} < nq {}", p.nq);
+    assert!(
+        (p.c_out - 1) * ds + p.nq <= dst.len(),
+        "igemm: destination too short"
+    );
+    if p.c_in > 0 {
+        let span = ((p.c_in - 1) * p.cs) as isize;
+        for (t, &off) in p.offs.iter().enumerate() {
+            for (v, &m) in p.masks[t * nvec..(t + 1) * nvec].iter().enumerate() {
+                if m == 0 {
+                    continue;
+                }
+                let lo = (16 * v) as isize + m.trailing_zeros() as isize;
+                let hi = (16 * v + 15) as isize - m.leading_zeros() as isize;
+                assert!((hi as usize) < p.nq, "igemm: mask lane past nq");
+                assert!(
+                    off + lo >= 0 && off + span + hi < p.src.len() as isize,
+                    "igemm: tap {t} reads outside the source"
+                );
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F and FMA are present (checked). Every enabled lane reads
+    // `src[off[t] + ci·cs + q]` inside `src` (checked above for the lowest and highest
+    // enabled lane of every tap and vector, over all channels); disabled lanes are not
+    // accessed (masked loads; their wrapping addresses may lie outside). `w` has
+    // `taps·c_in·c_out` elements and is read at `(t·c_in + ci)·c_out + co` (checked);
+    // stores go to `dst[co·ds + q]` for `q < nq ≤ ds`, inside `dst` (checked).
+    unsafe {
+        avx512::igemm(
+            p.src.as_ptr(),
+            p.cs,
+            p.offs,
+            p.masks,
+            p.c_in,
+            p.w.as_ptr(),
+            p.c_out,
+            dst.as_mut_ptr(),
+            ds,
+            p.nq,
+        );
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -360,6 +470,94 @@ mod avx512 {
             }
             for (t, a) in acc.iter().enumerate() {
                 *dw.add(9 * ci + t) += _mm512_reduce_add_ps(*a);
+            }
+        }
+    }
+
+    /// Pixel vectors per register block of [`igemm`].
+    const QV: usize = 3;
+    /// Output channels per register block of [`igemm`].
+    const CB: usize = super::IGEMM_CO_BLOCK;
+
+    /// See [`super::igemm`].
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn igemm(
+        src: *const f32,
+        cs: usize,
+        offs: &[isize],
+        masks: &[u16],
+        c_in: usize,
+        w: *const f32,
+        c_out: usize,
+        dst: *mut f32,
+        ds: usize,
+        nq: usize,
+    ) {
+        let nvec = nq.div_ceil(16);
+        let mut v0 = 0;
+        while v0 + QV <= nvec {
+            igemm_block::<QV>(src, cs, offs, masks, c_in, w, c_out, dst, ds, nq, v0);
+            v0 += QV;
+        }
+        match nvec - v0 {
+            2 => igemm_block::<2>(src, cs, offs, masks, c_in, w, c_out, dst, ds, nq, v0),
+            1 => igemm_block::<1>(src, cs, offs, masks, c_in, w, c_out, dst, ds, nq, v0),
+            _ => {}
+        }
+    }
+
+    /// Pixel vectors `v0..v0 + V` of [`igemm`], all output channels.
+    #[target_feature(enable = "avx512f,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn igemm_block<const V: usize>(
+        src: *const f32,
+        cs: usize,
+        offs: &[isize],
+        masks: &[u16],
+        c_in: usize,
+        w: *const f32,
+        c_out: usize,
+        dst: *mut f32,
+        ds: usize,
+        nq: usize,
+        v0: usize,
+    ) {
+        let nvec = nq.div_ceil(16);
+        let mut sm = [0 as __mmask16; V];
+        for (j, m) in sm.iter_mut().enumerate() {
+            *m = first(nq - 16 * (v0 + j));
+        }
+        for co0 in (0..c_out).step_by(CB) {
+            let mut acc = [[_mm512_setzero_ps(); V]; CB];
+            for (t, &off) in offs.iter().enumerate() {
+                let mut m = [0 as __mmask16; V];
+                for (j, mj) in m.iter_mut().enumerate() {
+                    *mj = masks[t * nvec + v0 + j];
+                }
+                let mut xp = src.wrapping_offset(off).wrapping_add(16 * v0);
+                let mut wp = w.add(t * c_in * c_out + co0);
+                for _ in 0..c_in {
+                    let mut xv = [_mm512_setzero_ps(); V];
+                    for (j, x) in xv.iter_mut().enumerate() {
+                        *x = _mm512_maskz_loadu_ps(m[j], xp.wrapping_add(16 * j));
+                    }
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(*wp.add(i));
+                        for (aj, x) in a.iter_mut().zip(&xv) {
+                            *aj = _mm512_fmadd_ps(wv, *x, *aj);
+                        }
+                    }
+                    xp = xp.wrapping_add(cs);
+                    wp = wp.add(c_out);
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                let out = dst.add((co0 + i) * ds + 16 * v0);
+                for (j, aj) in a.iter().enumerate() {
+                    _mm512_mask_storeu_ps(out.wrapping_add(16 * j), sm[j], *aj);
+                }
             }
         }
     }
@@ -646,6 +844,80 @@ mod tests {
             adjoint_backward(&g, &x, &w, &mut y, &mut dw, &mut xp);
             assert_close(&dw, &weight_grad_naive(&g, &x, &dy, &dw0), terms, &what);
             assert_close(&y, &forward_naive(&g, &x, &w, None), 10, &what);
+        }
+    }
+
+    /// `igemm` against its formula, with negative offsets, random masks (so borders and
+    /// padding of every shape are exercised), a row stride past `nq` whose gap must stay
+    /// untouched, and pixel counts that leave 0, 1 and 2 vectors after the 3-vector blocks.
+    #[test]
+    fn igemm_matches_its_formula() {
+        let mut rng = StdRng::seed_from_u64(93);
+        if !igemm_supported() {
+            return;
+        }
+        let cases: [(usize, usize, usize, usize); 4] =
+            [(1, 1, 8, 1), (47, 3, 16, 4), (80, 5, 8, 9), (100, 2, 24, 3)];
+        for (nq, c_in, c_out, taps) in cases {
+            let nvec = nq.div_ceil(16);
+            let cs = nq + 7;
+            let src = random(c_in * cs + 30, &mut rng);
+            let offs: Vec<isize> = (0..taps).map(|t| 3 * t as isize - 9).collect();
+            let masks: Vec<u16> = (0..taps * nvec)
+                .map(|i| {
+                    let v = i % nvec;
+                    let m: u16 = rng.random();
+                    // Lanes 0..9 of vector 0 would read before `src` for the negative offsets.
+                    let m = if v == 0 { m & 0xfe00 } else { m };
+                    m & lanes(nq - 16 * v)
+                })
+                .collect();
+            let w = random(taps * c_in * c_out, &mut rng);
+            let ds = nq + 5;
+            let mut dst = vec![f32::NAN; c_out * ds];
+            let p = Igemm {
+                src: &src,
+                cs,
+                offs: &offs,
+                masks: &masks,
+                c_in,
+                w: &w,
+                c_out,
+                nq,
+            };
+            igemm(&p, &mut dst, ds);
+            for co in 0..c_out {
+                for q in 0..ds {
+                    let got = dst[co * ds + q];
+                    if q >= nq {
+                        assert!(got.is_nan(), "gap written at [{co}, {q}]");
+                        continue;
+                    }
+                    let mut want = 0.0f64;
+                    for t in 0..taps {
+                        if masks[t * nvec + q / 16] & (1 << (q % 16)) == 0 {
+                            continue;
+                        }
+                        for ci in 0..c_in {
+                            let at = (offs[t] + (ci * cs + q) as isize) as usize;
+                            want += w[(t * c_in + ci) * c_out + co] as f64 * src[at] as f64;
+                        }
+                    }
+                    let tol = 2e-6 * (taps * c_in) as f64 * (1.0 + want.abs());
+                    assert!(
+                        (got as f64 - want).abs() <= tol,
+                        "[{co}, {q}] {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn lanes(n: usize) -> u16 {
+        if n >= 16 {
+            u16::MAX
+        } else {
+            ((1u32 << n) - 1) as u16
         }
     }
 

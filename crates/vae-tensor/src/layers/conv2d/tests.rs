@@ -72,6 +72,12 @@ const CASES: &[Case] = &[
     // of their 4-row block.
     ([3, 1, 10, 21], 5, [3, 3], 1, 1, 1),
     ([2, 1, 7, 35], 3, [3, 3], 1, 0, 1),
+    // Stride 1, no padding, c_out a multiple of 8: the implicit-gemm forward (where the
+    // CPU has AVX-512), with odd sizes, dilation 2, a non-square kernel and a 1x1 kernel.
+    ([3, 5, 9, 11], 8, [3, 3], 1, 0, 1),
+    ([2, 3, 8, 7], 16, [3, 3], 1, 0, 2),
+    ([2, 2, 6, 9], 8, [2, 3], 1, 0, 1),
+    ([2, 4, 5, 5], 8, [1, 1], 1, 0, 1),
 ];
 
 fn layer(case: &Case, bias: bool, rng: &mut StdRng) -> Conv2d {

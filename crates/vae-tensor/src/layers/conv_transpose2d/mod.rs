@@ -1,5 +1,6 @@
 //! 2-D transposed convolution ([`ConvTranspose2d`]) with stride, padding, output padding and
-//! dilation; forward is gemm + col2im, backward is im2col + gemm.
+//! dilation; forward is gemm + col2im, backward is im2col + gemm (k3 s2 p1 doubling maps:
+//! sub-pixel phases, see [`crate::layers::conv2d::kernel`]).
 
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,16 @@ fn cases() -> Vec<([usize; 4], ConvTranspose2dConfig)> {
             [3, 3, 5, 9],
             c(3, 1, 3).stride(2).padding(1).output_padding(1),
         ),
+        // k3 s2 p1 op1 with channels multiples of 8: the sub-pixel phase path (where the
+        // CPU has AVX-512), non-square, a one-row map.
+        (
+            [3, 8, 4, 5],
+            c(8, 8, 3).stride(2).padding(1).output_padding(1),
+        ),
+        (
+            [2, 8, 1, 3],
+            c(8, 16, 3).stride(2).padding(1).output_padding(1),
+        ),
     ]
 }
 

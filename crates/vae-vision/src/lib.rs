@@ -28,6 +28,7 @@ pub mod error;
 pub mod knn;
 pub mod metrics;
 pub mod segmentation;
+pub mod texton;
 pub mod texture;
 pub mod texture_task;
 

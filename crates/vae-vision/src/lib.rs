@@ -13,6 +13,9 @@
 //! * [`metrics`]: the BSDS500 boundary benchmark (ODS, OIS, AP), classification metrics
 //!   (accuracy, per-class accuracy, confusion matrix as text and PNG) and segmentation
 //!   metrics (pixel accuracy, IoU, mIoU, boundary F-measure).
+//! * [`texton`]: orderless texture descriptors from a VAE trained on small patches: texton
+//!   histograms (seeded k-means over the posterior means of every patch of an image
+//!   pyramid), with the same pipeline on raw patches and LBP as baselines on one split.
 //! * [`knn`]: a chi-square nearest-neighbour classifier for histogram features (the LBP
 //!   texture baseline).
 //!
@@ -28,6 +31,7 @@ pub mod error;
 pub mod knn;
 pub mod metrics;
 pub mod segmentation;
+pub mod texton;
 pub mod texture;
 pub mod texture_task;
 

@@ -133,6 +133,11 @@ struct Args {
     /// checkpoint's info).
     #[arg(long)]
     time_limit_min: Option<f64>,
+    /// Start training from this saved head (network and VAE, its own configuration;
+    /// `--deep`, `--dilations` and the VAE options are then ignored) instead of a new one:
+    /// a second training run with a fresh learning-rate schedule.
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 fn floats(arg: &str, what: &str) -> Result<Vec<f32>> {
@@ -312,9 +317,16 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
             }
         }
     }
-    let mut net = match vae.as_mut() {
-        Some(v) => EdgeNet::with_vae_encoder(net_cfg, v, &mut rng)?,
-        None => EdgeNet::new(net_cfg, &mut rng)?,
+    let mut net = match (&a.init, vae.as_mut()) {
+        (Some(p), _) => {
+            let m = EdgeModel::load(p)
+                .with_context(|| format!("loading the head to start from, {}", p.display()))?;
+            println!("starting from the head in {} ({})", p.display(), m.info);
+            vae = m.vae;
+            m.net
+        }
+        (None, Some(v)) => EdgeNet::with_vae_encoder(net_cfg, v, &mut rng)?,
+        (None, None) => EdgeNet::new(net_cfg, &mut rng)?,
     };
     let tcfg = EdgeTrainConfig {
         steps: a.steps,
@@ -375,7 +387,8 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         "eta": a.eta,
         "steps": a.steps, "batch": a.batch, "crop": a.crop, "lr": a.lr, "seed": a.seed,
         "deep_supervision": tcfg.deep_supervision, "balanced": tcfg.balanced,
-        "deep": a.deep, "scale_aug": tcfg.scale_range, "rotate": a.rotate,
+        "deep": net.config().deep, "scale_aug": tcfg.scale_range, "rotate": a.rotate,
+        "init": a.init.as_ref().map(|p| p.display().to_string()),
         "steps_done": history.len(), "stopped_by_time_limit": history.len() < a.steps,
         "vae_epochs": a.vae_epochs, "vae_patches": a.vae_patches, "vae_loss": vae_loss,
         "vae_wall_s": vae_s, "vae_cpu_s": vae_cpu,

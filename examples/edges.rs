@@ -36,8 +36,8 @@ use vae_core::{Checkpoint, Vae};
 use vae_data::bsds::{bsds_ids, load_bsds_image, BsdsImage};
 use vae_tensor::layer::Layer;
 use vae_vision::edges::{
-    classical_map, edge_map, pr_plot, prepare_samples, pretrain_vae, train_edge_net, EdgeModel,
-    EdgeNet, EdgeNetConfig, EdgeTrainConfig, Method, VaePretrainConfig,
+    classical_map, edge_map_multiscale, pr_plot, prepare_samples, pretrain_vae, train_edge_net,
+    EdgeModel, EdgeNet, EdgeNetConfig, EdgeTrainConfig, Method, VaePretrainConfig,
 };
 use vae_vision::metrics::{evaluate_image, summarize, BsdsConfig, BsdsReport};
 
@@ -114,6 +114,37 @@ struct Args {
     /// Seed of the VAE, the network's weights, crops and flips.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Channels of the optional stride-8 stage with its own side output (0 = none).
+    #[arg(long, default_value_t = 0)]
+    deep: usize,
+    /// Scale augmentation `MIN,MAX`: each training crop is rescaled by a random factor in
+    /// that range (`1,1` = none).
+    #[arg(long, default_value = "1,1")]
+    scale_aug: String,
+    /// Also transpose crops at random (with the flips: all 90° rotations).
+    #[arg(long)]
+    rotate: bool,
+    /// Test scales of the learned head, comma-separated: the probability maps at these
+    /// image scales are averaged before non-maximum suppression (e.g. `0.5,1,1.5`).
+    #[arg(long, default_value = "1")]
+    test_scales: String,
+    /// Stop training after this many wall-clock minutes even before `--steps` (a safety
+    /// net on a shared machine; a run cut short is not reproducible and says so in its
+    /// checkpoint's info).
+    #[arg(long)]
+    time_limit_min: Option<f64>,
+    /// Start training from this saved head (network and VAE, its own configuration;
+    /// `--deep`, `--dilations` and the VAE options are then ignored) instead of a new one:
+    /// a second training run with a fresh learning-rate schedule.
+    #[arg(long)]
+    init: Option<PathBuf>,
+}
+
+fn floats(arg: &str, what: &str) -> Result<Vec<f32>> {
+    arg.split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{what}: comma-separated numbers"))
 }
 
 /// Process CPU time (user + system) in seconds from /proc/self/stat (Linux, 100 ticks per
@@ -241,6 +272,7 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
     };
     let net_cfg = EdgeNetConfig {
         dilations,
+        deep: a.deep,
         ..EdgeNetConfig::for_conv_preset(vcfg.channels)
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(11));
@@ -285,9 +317,16 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
             }
         }
     }
-    let mut net = match vae.as_mut() {
-        Some(v) => EdgeNet::with_vae_encoder(net_cfg, v, &mut rng)?,
-        None => EdgeNet::new(net_cfg, &mut rng)?,
+    let mut net = match (&a.init, vae.as_mut()) {
+        (Some(p), _) => {
+            let m = EdgeModel::load(p)
+                .with_context(|| format!("loading the head to start from, {}", p.display()))?;
+            println!("starting from the head in {} ({})", p.display(), m.info);
+            vae = m.vae;
+            m.net
+        }
+        (None, Some(v)) => EdgeNet::with_vae_encoder(net_cfg, v, &mut rng)?,
+        (None, None) => EdgeNet::new(net_cfg, &mut rng)?,
     };
     let tcfg = EdgeTrainConfig {
         steps: a.steps,
@@ -297,6 +336,12 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         seed: a.seed,
         deep_supervision: !a.no_deep_supervision,
         balanced: !a.no_balance,
+        scale_range: match floats(&a.scale_aug, "--scale-aug")?[..] {
+            [lo, hi] => (lo, hi),
+            _ => bail!("--scale-aug takes MIN,MAX"),
+        },
+        transpose: a.rotate,
+        time_limit_s: a.time_limit_min.map(|m| m * 60.0),
     };
     println!("{} on {:?}", net.describe(), tcfg);
     let pb = bar(a.steps, "train");
@@ -322,6 +367,13 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         }
     })?;
     pb.finish_and_clear();
+    if history.len() < a.steps {
+        println!(
+            "time limit reached: stopped after {} of {} steps",
+            history.len(),
+            a.steps
+        );
+    }
     let (head_s, head_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
     println!(
         "head training: {head_s:.0} s wall, {head_cpu:.0} s CPU; total with loading {:.0} s wall, {:.0} s CPU",
@@ -335,6 +387,9 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         "eta": a.eta,
         "steps": a.steps, "batch": a.batch, "crop": a.crop, "lr": a.lr, "seed": a.seed,
         "deep_supervision": tcfg.deep_supervision, "balanced": tcfg.balanced,
+        "deep": net.config().deep, "scale_aug": tcfg.scale_range, "rotate": a.rotate,
+        "init": a.init.as_ref().map(|p| p.display().to_string()),
+        "steps_done": history.len(), "stopped_by_time_limit": history.len() < a.steps,
         "vae_epochs": a.vae_epochs, "vae_patches": a.vae_patches, "vae_loss": vae_loss,
         "vae_wall_s": vae_s, "vae_cpu_s": vae_cpu,
         "head_wall_s": head_s, "head_cpu_s": head_cpu,
@@ -395,6 +450,7 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
 
     let cfg = BsdsConfig::default();
+    let test_scales = floats(&a.test_scales, "--test-scales")?;
     let mut outcomes = Vec::new();
     for &method in &methods {
         let map_dir = a.out.join(method.name());
@@ -409,7 +465,11 @@ fn main() -> Result<()> {
         if let (Method::Vae, Some(m)) = (method, model.as_mut()) {
             let pbn = bar(images.len(), "network");
             for (slot, im) in net_maps.iter_mut().zip(&images) {
-                *slot = Some(edge_map(&mut m.net, im.image.view())?);
+                *slot = Some(edge_map_multiscale(
+                    &mut m.net,
+                    im.image.view(),
+                    &test_scales,
+                )?);
                 pbn.inc(1);
             }
             pbn.finish_and_clear();
@@ -503,6 +563,7 @@ fn main() -> Result<()> {
             "max_dist": cfg.max_dist,
             "thresholds": cfg.thresholds,
             "checkpoint": a.checkpoint.as_ref().map(|p| p.display().to_string()),
+            "test_scales": test_scales,
             "methods": methods,
         });
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

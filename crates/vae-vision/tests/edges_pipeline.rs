@@ -67,6 +67,7 @@ fn classical_and_learned_maps_on_a_synthetic_split() {
         head: 8,
         dilations: vec![2],
         leaky_slope: 0.1,
+        deep: 0,
     };
     let mut net = EdgeNet::new(net_cfg, &mut StdRng::seed_from_u64(0)).unwrap();
     let tcfg = EdgeTrainConfig {

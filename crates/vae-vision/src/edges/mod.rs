@@ -8,9 +8,11 @@
 //! * [`pr_plot`]: precision-recall curves of several methods on one picture, with iso-F
 //!   contours.
 //! * The learned head: [`net_input`] (RGB + Lab), [`edge_targets`] (annotator agreement to
-//!   edge / not / ignored), [`EdgeNet`] (side outputs at strides 1, 2 and 4 and a fused
-//!   output on a VAE's convolutions), [`balanced_bce`] (HED's loss), [`pretrain_vae`],
-//!   [`train_edge_net`], [`predict`] / [`edge_map`] on whole images, and [`EdgeModel`]
+//!   edge / not / ignored), [`EdgeNet`] (side outputs at strides 1, 2, 4 and optionally 8
+//!   and a fused output on a VAE's convolutions), [`balanced_bce`] (HED's loss),
+//!   [`pretrain_vae`], [`train_edge_net`] (random crops with flips, and optionally
+//!   rescaling and transposition), [`predict`] / [`edge_map`] on whole images (and their
+//!   multi-scale forms [`predict_multiscale`] / [`edge_map_multiscale`]), and [`EdgeModel`]
 //!   (network + VAE in one safetensors file).
 
 mod classical_maps;
@@ -27,8 +29,8 @@ pub use loss::{balanced_bce, EdgeLoss};
 pub use net::{EdgeNet, EdgeNetConfig, OUTPUTS};
 pub use plot::pr_plot;
 pub use train::{
-    edge_map, predict, prepare_samples, pretrain_vae, train_edge_net, EdgeModel, EdgeSample,
-    EdgeStep, EdgeTrainConfig, VaePretrainConfig,
+    edge_map, edge_map_multiscale, predict, predict_multiscale, prepare_samples, pretrain_vae,
+    train_edge_net, EdgeModel, EdgeSample, EdgeStep, EdgeTrainConfig, VaePretrainConfig,
 };
 pub use upsample::Upsample;
 

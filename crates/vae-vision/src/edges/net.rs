@@ -9,10 +9,16 @@
 //!    ├─ mid = ReLU(Conv 3×3, E1 → M); side2 = up×2(Conv 1×1, M → 1)   [n, 1, H, W]
 //!    └─ enc2 = ReLU(Conv 4×4 s2, E1 → E2) (VAE encoder conv2)        [n, E2, H/4, W/4]
 //!       head: LeakyReLU(Conv 3×3 dilation d1, E2 → 64) → LeakyReLU(Conv 3×3 dilation d2,
-//!             64 → 64) → … ; side3 = up×4(Conv 1×1, 64 → 1)          [n, 1, H, W]
-//! fused = Conv 1×1 (3 → 1) on [side1, side2, side3]                [n, 1, H, W]
-//! output: logits [side1, side2, side3, fused] stacked as channels   [n, 4, H, W]
+//!             64 → 64) → … = h; side3 = up×4(Conv 1×1, 64 → 1)      [n, 1, H, W]
+//!       optional stride-8 stage (D > 0): ReLU(Conv 4×4 s2, 64 → D) on h, then
+//!             LeakyReLU(Conv 3×3 dilation d1, D → D) → … (same dilations as the head);
+//!             side4 = up×8(Conv 1×1, D → 1)                       [n, 1, H, W]
+//! fused = Conv 1×1 (S → 1) on [side1, …, sideS] (S = 3, or 4 with the stage) [n, 1, H, W]
+//! output: logits [side1, …, sideS, fused] stacked as channels     [n, S + 1, H, W]
 //! ```
+//!
+//! `H` and `W` must be multiples of [`EdgeNet::multiple`] (4, or 8 with the stride-8
+//! stage).
 //!
 //! The stride-4 column is the second source document's head (conv 64 → conv 64 with leaky
 //! ReLU → conv 1, trained with binary cross-entropy through a sigmoid) on the VAE encoder's
@@ -38,7 +44,8 @@ use super::input::INPUT_CHANNELS;
 use super::upsample::Upsample;
 use crate::error::{Result, VisionError};
 
-/// Number of output channels: three side outputs and the fused output.
+/// Number of output channels without the stride-8 stage: three side outputs and the fused
+/// output ([`EdgeNet::outputs`] gives the count of a given network).
 pub const OUTPUTS: usize = 4;
 
 /// Sizes of an [`EdgeNet`].
@@ -58,6 +65,9 @@ pub struct EdgeNetConfig {
     pub dilations: Vec<usize>,
     /// Negative slope of the head's leaky ReLUs.
     pub leaky_slope: f32,
+    /// Channels of the optional stride-8 stage (`D`; 0 = no such stage, the original
+    /// three-side network).
+    pub deep: usize,
 }
 
 impl EdgeNetConfig {
@@ -72,6 +82,7 @@ impl EdgeNetConfig {
             head: 64,
             dilations: vec![2, 4],
             leaky_slope: 0.1,
+            deep: 0,
         }
     }
 
@@ -127,7 +138,19 @@ pub struct EdgeNet {
     head: Vec<(Conv2d, LeakyReLU)>,
     side3: Conv2d,
     up4: Upsample,
+    /// The stride-8 stage: downsampling conv, its dilated convs, side output, ×8.
+    stage8: Option<Stage8>,
     fuse: Conv2d,
+}
+
+/// The optional stride-8 stage of an [`EdgeNet`].
+#[derive(Debug)]
+struct Stage8 {
+    down: Conv2d,
+    down_act: ReLU,
+    convs: Vec<(Conv2d, LeakyReLU)>,
+    side: Conv2d,
+    up: Upsample,
 }
 
 fn conv3(c_in: usize, c_out: usize, dilation: usize) -> Conv2dConfig {
@@ -158,9 +181,28 @@ impl EdgeNet {
             ));
             c_in = cfg.head;
         }
-        let fuse_w = ArrayD::from_elem(vec![1, 3, 1, 1], 1.0 / 3.0);
+        let stage8 = if cfg.deep > 0 {
+            let mut convs = Vec::new();
+            for &d in &cfg.dilations {
+                convs.push((
+                    Conv2d::new(conv3(cfg.deep, cfg.deep, d), rng)?,
+                    LeakyReLU::new(cfg.leaky_slope),
+                ));
+            }
+            Some(Stage8 {
+                down: Conv2d::new(down(cfg.head, cfg.deep), rng)?,
+                down_act: ReLU::new(),
+                convs,
+                side: Conv2d::new(Conv2dConfig::new(cfg.deep, 1, 1), rng)?,
+                up: Upsample::new(8)?,
+            })
+        } else {
+            None
+        };
+        let sides = if stage8.is_some() { 4 } else { 3 };
+        let fuse_w = ArrayD::from_elem(vec![1, sides, 1, 1], 1.0 / sides as f32);
         let fuse = Conv2d::from_weights(
-            Conv2dConfig::new(3, 1, 1),
+            Conv2dConfig::new(sides, 1, 1),
             fuse_w,
             Some(ArrayD::zeros(vec![1])),
         )?;
@@ -181,6 +223,7 @@ impl EdgeNet {
             head,
             side3: Conv2d::new(Conv2dConfig::new(cfg.head, 1, 1), rng)?,
             up4: Upsample::new(4)?,
+            stage8,
             fuse,
             cfg,
         })
@@ -250,6 +293,26 @@ impl EdgeNet {
     pub fn config(&self) -> &EdgeNetConfig {
         &self.cfg
     }
+
+    /// Output channels: the side outputs, then the fused output (4, or 5 with the
+    /// stride-8 stage).
+    pub fn outputs(&self) -> usize {
+        if self.stage8.is_some() {
+            5
+        } else {
+            4
+        }
+    }
+
+    /// Input height and width must be multiples of this (4, or 8 with the stride-8
+    /// stage).
+    pub fn multiple(&self) -> usize {
+        if self.stage8.is_some() {
+            8
+        } else {
+            4
+        }
+    }
 }
 
 fn vae_shape_note(name: &str, shape: &[usize]) -> String {
@@ -269,6 +332,13 @@ impl Parameterized for EdgeNet {
             conv.visit_params(&join_name(prefix, &format!("head{}", i + 1)), f);
         }
         self.side3.visit_params(&join_name(prefix, "side3"), f);
+        if let Some(st) = &mut self.stage8 {
+            st.down.visit_params(&join_name(prefix, "deep_down"), f);
+            for (i, (conv, _)) in st.convs.iter_mut().enumerate() {
+                conv.visit_params(&join_name(prefix, &format!("deep{}", i + 1)), f);
+            }
+            st.side.visit_params(&join_name(prefix, "side4"), f);
+        }
         self.fuse.visit_params(&join_name(prefix, "fuse"), f);
     }
 }
@@ -294,8 +364,24 @@ impl Layer for EdgeNet {
         for (conv, act) in &mut self.head {
             h = act.forward(conv.forward(h, mode)?, mode)?;
         }
+        let s4 = match &mut self.stage8 {
+            Some(st) => {
+                let mut g = st
+                    .down_act
+                    .forward(st.down.forward(h.clone(), mode)?, mode)?;
+                for (conv, act) in &mut st.convs {
+                    g = act.forward(conv.forward(g, mode)?, mode)?;
+                }
+                Some(st.up.forward(st.side.forward(g, mode)?, mode)?)
+            }
+            None => None,
+        };
         let s3 = self.up4.forward(self.side3.forward(h, mode)?, mode)?;
-        let sides = concatenate(Axis(1), &[s1.view(), s2.view(), s3.view()])
+        let mut views = vec![s1.view(), s2.view(), s3.view()];
+        if let Some(s4) = &s4 {
+            views.push(s4.view());
+        }
+        let sides = concatenate(Axis(1), &views)
             .map_err(|_| TensorError::shape("EdgeNet sides", "equal shapes", s1.shape()))?;
         let fused = self.fuse.forward(sides.clone(), mode)?;
         concatenate(Axis(1), &[sides.view(), fused.view()])
@@ -303,14 +389,15 @@ impl Layer for EdgeNet {
     }
 
     fn backward(&mut self, dy: ArrayD<f32>) -> vae_tensor::Result<ArrayD<f32>> {
-        if dy.ndim() != 4 || dy.shape()[1] != OUTPUTS {
+        let outputs = self.outputs();
+        if dy.ndim() != 4 || dy.shape()[1] != outputs {
             return Err(TensorError::shape(
                 "EdgeNet backward",
-                "[n, 4, H, W]",
+                format!("[n, {outputs}, H, W]"),
                 dy.shape(),
             ));
         }
-        let dsides = self.fuse.backward(channel(&dy, 3))?;
+        let dsides = self.fuse.backward(channel(&dy, outputs - 1))?;
         let d = |k: usize| channel(&dy, k) + channel(&dsides, k);
         let (d1, d2, d3) = (d(0), d(1), d(2));
         // Full-resolution branch.
@@ -319,6 +406,13 @@ impl Layer for EdgeNet {
         let dx_fine = self.fine1.backward(self.fine1_act.backward(g)?)?;
         // Stride-4 column back to enc1.
         let mut g = self.side3.backward(self.up4.backward(d3)?)?;
+        if let Some(st) = &mut self.stage8 {
+            let mut g8 = st.side.backward(st.up.backward(d(3))?)?;
+            for (conv, act) in st.convs.iter_mut().rev() {
+                g8 = conv.backward(act.backward(g8)?)?;
+            }
+            g = g + st.down.backward(st.down_act.backward(g8)?)?;
+        }
         for (conv, act) in self.head.iter_mut().rev() {
             g = conv.backward(act.backward(g)?)?;
         }
@@ -331,34 +425,43 @@ impl Layer for EdgeNet {
     }
 
     fn output_shape(&self, input: &[usize]) -> vae_tensor::Result<Vec<usize>> {
+        let m = self.multiple();
         let ok = input.len() == 4
             && input[1] == INPUT_CHANNELS
-            && input[2] % 4 == 0
-            && input[3] % 4 == 0
+            && input[2] % m == 0
+            && input[3] % m == 0
             && input[2] > 0
             && input[3] > 0;
         if !ok {
             return Err(TensorError::shape(
-                "EdgeNet (input [n, 6, H, W] with H, W multiples of 4)",
-                "[n, 6, 4·i, 4·j]",
+                "EdgeNet (input [n, 6, H, W] with H, W multiples of 4, or 8 with the stride-8 stage)",
+                format!("[n, 6, {m}·i, {m}·j]"),
                 input,
             ));
         }
-        Ok(vec![input[0], OUTPUTS, input[2], input[3]])
+        Ok(vec![input[0], self.outputs(), input[2], input[3]])
     }
 
     fn describe(&self) -> String {
         let c = &self.cfg;
         format!(
-            "EdgeNet(fine {}, enc {}→{}, mid {}, head {}×{:?}, sides 3 + fused)",
-            c.fine, c.enc1, c.enc2, c.mid, c.head, c.dilations
+            "EdgeNet(fine {}, enc {}→{}, mid {}, head {}×{:?}, stride-8 stage {}, sides {} + fused)",
+            c.fine,
+            c.enc1,
+            c.enc2,
+            c.mid,
+            c.head,
+            c.dilations,
+            c.deep,
+            self.outputs() - 1
         )
     }
 }
 
-/// The fused logits of an [`EdgeNet`] output `[n, 4, H, W]` as `[n, H, W]`.
+/// The fused logits of an [`EdgeNet`] output `[n, S + 1, H, W]` (the last channel) as
+/// `[n, H, W]`.
 pub(crate) fn fused_logits(out: &ArrayD<f32>) -> ndarray::Array3<f32> {
-    out.index_axis(Axis(1), OUTPUTS - 1)
+    out.index_axis(Axis(1), out.shape()[1] - 1)
         .to_owned()
         .into_dimensionality::<Ix3>()
         .expect("EdgeNet output is 4-D")
@@ -380,29 +483,42 @@ mod tests {
             head: 3,
             dilations: vec![1, 2],
             leaky_slope: 0.1,
+            deep: 0,
         }
     }
 
     #[test]
     fn gradient_matches_finite_differences() {
+        gradcheck_net(tiny(), 8, 0.5, 5.0);
+    }
+
+    #[test]
+    fn gradient_with_the_stride8_stage_matches_finite_differences() {
+        // Smaller biases than above: with the fourth stage, biases of 5 make the outputs so
+        // large that f32 rounding of the projected loss swamps the small fine-branch
+        // gradients.
+        gradcheck_net(EdgeNetConfig { deep: 3, ..tiny() }, 16, 0.25, 2.0);
+    }
+
+    fn gradcheck_net(cfg: EdgeNetConfig, side: usize, weight_scale: f32, bias: f32) {
         let mut rng = StdRng::seed_from_u64(7);
-        let mut net = EdgeNet::new(tiny(), &mut rng).unwrap();
+        let mut net = EdgeNet::new(cfg, &mut rng).unwrap();
         // Keep pre-activations away from the ReLU kinks, where central differences with a
         // step of 1e-2 are meaningless (with He-initialised weights a few of the 8x8
         // full-resolution units sit within a step of zero and spoil the comparison):
-        // smaller weights and biases of 5 keep every ReLU unit on. This checks the
+        // smaller weights and large biases keep every ReLU unit on. This checks the
         // graph's wiring (branches, skips, fusion, upsampling); the ReLU and leaky-ReLU
         // masks themselves are checked in vae-tensor.
         net.visit_params("", &mut |name, p| {
             let relu_layer = !(name.starts_with("side") || name.starts_with("fuse"));
             if relu_layer && name.ends_with("weight") {
-                p.value.mapv_inplace(|v| 0.5 * v);
+                p.value.mapv_inplace(|v| weight_scale * v);
             }
             if relu_layer && name.ends_with("bias") {
-                p.value.fill(5.0);
+                p.value.fill(bias);
             }
         });
-        let x = ArrayD::from_shape_fn(vec![2, INPUT_CHANNELS, 8, 8], |i| {
+        let x = ArrayD::from_shape_fn(vec![2, INPUT_CHANNELS, side, side], |i| {
             (((i[0] * 31 + i[1] * 17 + i[2] * 7 + i[3] * 3) % 23) as f32) / 23.0 - 0.4
         });
         let cfg = GradCheckConfig {
@@ -458,6 +574,15 @@ mod tests {
         let mut other = tiny();
         other.enc1 = 3;
         assert!(EdgeNet::with_vae_encoder(other, &mut vae, &mut rng).is_err());
+        let mut deep = EdgeNet::new(EdgeNetConfig { deep: 2, ..tiny() }, &mut rng).unwrap();
+        assert_eq!((deep.outputs(), deep.multiple()), (5, 8));
+        let y = deep
+            .forward(ArrayD::zeros(vec![1, INPUT_CHANNELS, 16, 24]), Mode::Eval)
+            .unwrap();
+        assert_eq!(y.shape(), &[1, 5, 16, 24]);
+        assert!(deep
+            .forward(ArrayD::zeros(vec![1, INPUT_CHANNELS, 12, 16]), Mode::Eval)
+            .is_err());
         let mut bad = tiny();
         bad.dilations.clear();
         assert!(EdgeNet::new(bad, &mut rng).is_err());

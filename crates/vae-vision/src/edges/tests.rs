@@ -38,6 +38,7 @@ fn tiny() -> EdgeNetConfig {
         head: 8,
         dilations: vec![2],
         leaky_slope: 0.1,
+        deep: 0,
     }
 }
 
@@ -113,7 +114,9 @@ fn checkpoint_round_trip_gives_the_same_maps() {
     };
     let (mut vae, _, loss) = pretrain_vae(&images, &vcfg, |_| {}).unwrap();
     assert!(loss.is_some_and(f64::is_finite));
-    let net = EdgeNet::with_vae_encoder(tiny(), &mut vae, &mut StdRng::seed_from_u64(2)).unwrap();
+    // With the stride-8 stage, so its weights and its configuration travel too.
+    let cfg = EdgeNetConfig { deep: 4, ..tiny() };
+    let net = EdgeNet::with_vae_encoder(cfg, &mut vae, &mut StdRng::seed_from_u64(2)).unwrap();
     let mut model = EdgeModel {
         net,
         vae: Some(vae),
@@ -154,4 +157,77 @@ fn targets_inputs_and_methods() {
     }
     assert!(Method::from_name("hed").is_err());
     assert!(classical_map(Method::Vae, Array3::zeros((3, 4, 4)).view()).is_err());
+}
+
+#[test]
+fn augmented_training_of_the_stride8_network_and_multiscale_maps() {
+    let (images, samples) = step_images(4, 24, 28);
+    let cfg8 = EdgeNetConfig { deep: 4, ..tiny() };
+    let mut net = EdgeNet::new(cfg8, &mut StdRng::seed_from_u64(0)).unwrap();
+    assert_eq!(net.outputs(), 5);
+    let cfg = EdgeTrainConfig {
+        steps: 60,
+        batch: 4,
+        crop: 16,
+        lr: 1e-2,
+        scale_range: (0.75, 1.25),
+        transpose: true,
+        ..EdgeTrainConfig::default()
+    };
+    let hist = train_edge_net(&mut net, &samples, &cfg, |_| {}).unwrap();
+    let first: f64 = hist[..10].iter().map(|h| h.fused_loss).sum();
+    let last: f64 = hist[50..].iter().map(|h| h.fused_loss).sum();
+    assert!(last < 0.8 * first, "fused loss {first} -> {last}");
+    // Multi-scale prediction: [1] is plain prediction; other scales keep the image size.
+    let img = images[0].view();
+    assert_eq!(
+        predict_multiscale(&mut net, img, &[1.0]).unwrap(),
+        predict(&mut net, img).unwrap()
+    );
+    let p = predict_multiscale(&mut net, img, &[0.5, 1.0, 1.5]).unwrap();
+    assert_eq!(p.dim(), (24, 28));
+    assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
+    let col = 28 / 3;
+    assert!(
+        p[[12, col]] > p[[12, 24]],
+        "{} vs {}",
+        p[[12, col]],
+        p[[12, 24]]
+    );
+    assert_eq!(
+        edge_map_multiscale(&mut net, img, &[0.5, 1.0])
+            .unwrap()
+            .dim(),
+        (24, 28)
+    );
+    assert!(predict_multiscale(&mut net, img, &[]).is_err());
+    assert!(predict_multiscale(&mut net, img, &[0.0]).is_err());
+    // A time limit that has already passed stops training after its first step.
+    let limited = EdgeTrainConfig {
+        time_limit_s: Some(0.0),
+        ..cfg.clone()
+    };
+    assert_eq!(
+        train_edge_net(&mut net, &samples, &limited, |_| {})
+            .unwrap()
+            .len(),
+        1
+    );
+    // A crop that is not a multiple of 8, or a bad scale range, is an error.
+    for bad in [
+        EdgeTrainConfig {
+            crop: 12,
+            ..cfg.clone()
+        },
+        EdgeTrainConfig {
+            scale_range: (1.5, 0.5),
+            ..cfg.clone()
+        },
+        EdgeTrainConfig {
+            scale_range: (0.0, 1.0),
+            ..cfg.clone()
+        },
+    ] {
+        assert!(train_edge_net(&mut net, &samples, &bad, |_| {}).is_err());
+    }
 }

@@ -26,9 +26,9 @@ use vae_data::bsds::BsdsImage;
 use vae_tensor::layer::{zero_grad, Layer, Mode};
 use vae_tensor::optim::{Adam, AdamConfig, Optimizer};
 
-use super::input::{edge_targets, flip, net_input, Target, INPUT_CHANNELS};
+use super::input::{edge_targets, flip, net_input, Target, IGNORE, INPUT_CHANNELS};
 use super::loss::balanced_bce;
-use super::net::{fused_logits, EdgeNet, EdgeNetConfig, OUTPUTS};
+use super::net::{fused_logits, EdgeNet, EdgeNetConfig};
 use crate::classical::edge_nms;
 use crate::error::{Result, VisionError};
 
@@ -76,6 +76,18 @@ pub struct EdgeTrainConfig {
     pub deep_supervision: bool,
     /// HED's class-balanced weighting; else plain cross-entropy.
     pub balanced: bool,
+    /// Random rescaling of each crop by a factor drawn uniformly from `[min, max]` (the
+    /// crop is cut from a window of `crop / factor` pixels and resampled, HED/RCF-style
+    /// scale augmentation); `(1, 1)` = none.
+    pub scale_range: (f32, f32),
+    /// Random transposition of each crop (with the flips: all eight 90° rotations and
+    /// reflections); else only the two flips.
+    pub transpose: bool,
+    /// Stop after the step during which this many wall-clock seconds have passed, even
+    /// before `steps` (a safety net on a shared machine: the learning-rate schedule is
+    /// still the one for `steps`, and a run cut short this way depends on the machine's
+    /// load, so it is not reproducible). `None`: always run every step.
+    pub time_limit_s: Option<f64>,
 }
 
 impl Default for EdgeTrainConfig {
@@ -89,29 +101,98 @@ impl Default for EdgeTrainConfig {
             seed: 0,
             deep_supervision: true,
             balanced: true,
+            scale_range: (1.0, 1.0),
+            transpose: false,
+            time_limit_s: None,
         }
     }
 }
 
-/// Draws a batch of random crops with random left-right and up-down flips.
+/// The input window `[c, crop, crop]` and target `[crop, crop]` of `smp` that start at
+/// `(y0, x0)` and cover `src` pixels, resampled to `crop`: the input bilinearly (half-pixel
+/// centres), the target by the pixels each output pixel covers (an edge if any is an edge,
+/// else ignored if any is ignored, else not an edge).
+fn resampled_crop(
+    smp: &EdgeSample,
+    y0: usize,
+    x0: usize,
+    src: usize,
+    crop: usize,
+) -> (Array3<f32>, Target) {
+    let s = src as f32 / crop as f32;
+    let taps: Vec<(usize, usize, f32)> = (0..crop)
+        .map(|o| {
+            let p = ((o as f32 + 0.5) * s - 0.5).clamp(0.0, (src - 1) as f32);
+            let i0 = (p.floor() as usize).min(src - 1);
+            (i0, (i0 + 1).min(src - 1), p - i0 as f32)
+        })
+        .collect();
+    let c = smp.input.dim().0;
+    let x = Array3::from_shape_fn((c, crop, crop), |(k, i, j)| {
+        let (a0, a1, fy) = taps[i];
+        let (b0, b1, fx) = taps[j];
+        let v = |y: usize, xx: usize| smp.input[[k, y0 + y, x0 + xx]];
+        (1.0 - fy) * ((1.0 - fx) * v(a0, b0) + fx * v(a0, b1))
+            + fy * ((1.0 - fx) * v(a1, b0) + fx * v(a1, b1))
+    });
+    let span = |o: usize| {
+        let lo = ((o as f32 * s).floor() as usize).min(src - 1);
+        let hi = (((o + 1) as f32 * s).floor() as usize).clamp(lo + 1, src);
+        lo..hi
+    };
+    let t = Array2::from_shape_fn((crop, crop), |(i, j)| {
+        let mut out = 0;
+        for y in span(i) {
+            for xx in span(j) {
+                match smp.target[[y0 + y, x0 + xx]] {
+                    1 => return 1,
+                    IGNORE => out = IGNORE,
+                    _ => {}
+                }
+            }
+        }
+        out
+    });
+    (x, t)
+}
+
+/// Draws a batch of random crops with random left-right and up-down flips, and, as `cfg`
+/// asks, random rescaling and transposition. Without those two the random stream is the
+/// same as before they existed (runs stay reproducible).
 fn batch(
     data: &[EdgeSample],
-    n: usize,
-    crop: usize,
+    cfg: &EdgeTrainConfig,
     rng: &mut impl Rng,
 ) -> (Array4<f32>, Array3<i8>) {
+    let (n, crop) = (cfg.batch, cfg.crop);
     let mut x = Array4::<f32>::zeros((n, INPUT_CHANNELS, crop, crop));
     let mut t = Array3::<i8>::zeros((n, crop, crop));
+    let (lo, hi) = cfg.scale_range;
     for b in 0..n {
         let smp = &data[rng.random_range(0..data.len())];
         let (_, h, w) = smp.input.dim();
-        let (y0, x0) = (
-            rng.random_range(0..=h - crop),
-            rng.random_range(0..=w - crop),
-        );
-        let mut xi = window3(smp.input.view(), y0, x0, crop, crop).to_owned();
-        let mut ti = window2(smp.target.view(), y0, x0, crop, crop).to_owned();
+        let src = if hi > lo {
+            let f = rng.random_range(lo..=hi);
+            ((crop as f32 / f).round() as usize).clamp(1, h.min(w))
+        } else if lo != 1.0 {
+            ((crop as f32 / lo).round() as usize).clamp(1, h.min(w))
+        } else {
+            crop
+        };
+        let (y0, x0) = (rng.random_range(0..=h - src), rng.random_range(0..=w - src));
+        let (mut xi, mut ti) = if src == crop {
+            (
+                window3(smp.input.view(), y0, x0, crop, crop).to_owned(),
+                window2(smp.target.view(), y0, x0, crop, crop).to_owned(),
+            )
+        } else {
+            resampled_crop(smp, y0, x0, src, crop)
+        };
         flip(&mut xi, &mut ti, rng.random(), rng.random());
+        if cfg.transpose && rng.random::<bool>() {
+            xi = xi.permuted_axes([0, 2, 1]).as_standard_layout().to_owned();
+            ti = ti.reversed_axes().as_standard_layout().to_owned();
+        }
         x.index_axis_mut(Axis(0), b).assign(&xi);
         t.index_axis_mut(Axis(0), b).assign(&ti);
     }
@@ -129,7 +210,8 @@ pub struct EdgeStep {
     pub fused_loss: f64,
 }
 
-/// Trains `net` with Adam on random crops of `data`.
+/// Trains `net` with Adam on random crops of `data`. Returns one record per step taken
+/// (fewer than `cfg.steps` only when `cfg.time_limit_s` ran out).
 ///
 /// # Errors
 /// [`VisionError::Empty`] without samples; [`VisionError::InvalidParameter`] for a zero
@@ -160,14 +242,26 @@ pub fn train_edge_net(
         .map(|d| d.target.dim().0.min(d.target.dim().1))
         .min()
         .unwrap_or(0);
-    if cfg.crop == 0 || cfg.crop % 4 != 0 || cfg.crop > min_side {
+    let m = net.multiple();
+    if cfg.crop == 0 || cfg.crop % m != 0 || cfg.crop > min_side {
         return Err(VisionError::param(
             "train_edge_net",
             "crop",
             cfg.crop,
-            format!("must be a positive multiple of 4 and at most {min_side}"),
+            format!("must be a positive multiple of {m} and at most {min_side}"),
         ));
     }
+    let (lo, hi) = cfg.scale_range;
+    if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && hi >= lo) {
+        return Err(VisionError::param(
+            "train_edge_net",
+            "scale_range",
+            format!("{lo}..{hi}"),
+            "need finite 0 < min <= max",
+        ));
+    }
+    let outputs = net.outputs();
+    let start = Instant::now();
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut opt = Adam::new(AdamConfig::adam(cfg.lr));
     let mut history = Vec::with_capacity(cfg.steps);
@@ -175,12 +269,12 @@ pub fn train_edge_net(
         let progress = step as f32 / cfg.steps as f32;
         let lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()));
         opt.set_lr(lr);
-        let (x, t) = batch(data, cfg.batch, cfg.crop, &mut rng);
+        let (x, t) = batch(data, cfg, &mut rng);
         let out = net.forward(x.into_dyn(), Mode::Train)?;
         let mut grad = ArrayD::<f32>::zeros(out.raw_dim());
         let (mut loss, mut fused_loss) = (0.0, 0.0);
-        for k in 0..OUTPUTS {
-            let fused = k == OUTPUTS - 1;
+        for k in 0..outputs {
+            let fused = k == outputs - 1;
             if !fused && !cfg.deep_supervision {
                 continue;
             }
@@ -209,20 +303,27 @@ pub fn train_edge_net(
         };
         on_step(&rec);
         history.push(rec);
+        if cfg
+            .time_limit_s
+            .is_some_and(|t| start.elapsed().as_secs_f64() >= t)
+        {
+            break;
+        }
     }
     Ok(history)
 }
 
 /// The fused edge probability of `net` on a whole RGB image `[3, h, w]` in `[0, 1]`, any
-/// size: the input is padded by edge replication to multiples of 4, and the output cropped
-/// back. Values in `[0, 1]`, no thinning (see [`edge_map`]).
+/// size: the input is padded by edge replication to multiples of [`EdgeNet::multiple`],
+/// and the output cropped back. Values in `[0, 1]`, no thinning (see [`edge_map`]).
 ///
 /// # Errors
 /// As [`net_input`] and the network's forward pass.
 pub fn predict(net: &mut EdgeNet, rgb: ndarray::ArrayView3<f32>) -> Result<Array2<f32>> {
     let x = net_input(rgb)?;
     let (c, h, w) = x.dim();
-    let (hp, wp) = (h.div_ceil(4) * 4, w.div_ceil(4) * 4);
+    let m = net.multiple();
+    let (hp, wp) = (h.div_ceil(m) * m, w.div_ceil(m) * m);
     let padded = Array4::from_shape_fn((1, c, hp, wp), |(_, k, y, xx)| {
         x[[k, y.min(h - 1), xx.min(w - 1)]]
     });
@@ -233,6 +334,67 @@ pub fn predict(net: &mut EdgeNet, rgb: ndarray::ArrayView3<f32>) -> Result<Array
         .mapv(vae_tensor::layers::activation::sigmoid))
 }
 
+/// Bilinear resampling of `[c, h, w]` to `[c, h2, w2]` (half-pixel centres, edges
+/// clamped).
+fn resize3(a: ArrayView3<f32>, h2: usize, w2: usize) -> Array3<f32> {
+    let (c, h, w) = a.dim();
+    let taps = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
+        let s = n_in as f32 / n_out as f32;
+        (0..n_out)
+            .map(|o| {
+                let p = ((o as f32 + 0.5) * s - 0.5).clamp(0.0, (n_in - 1) as f32);
+                let i0 = (p.floor() as usize).min(n_in - 1);
+                (i0, (i0 + 1).min(n_in - 1), p - i0 as f32)
+            })
+            .collect()
+    };
+    let (ty, tx) = (taps(h, h2), taps(w, w2));
+    Array3::from_shape_fn((c, h2, w2), |(k, i, j)| {
+        let (a0, a1, fy) = ty[i];
+        let (b0, b1, fx) = tx[j];
+        (1.0 - fy) * ((1.0 - fx) * a[[k, a0, b0]] + fx * a[[k, a0, b1]])
+            + fy * ((1.0 - fx) * a[[k, a1, b0]] + fx * a[[k, a1, b1]])
+    })
+}
+
+/// Multi-scale [`predict`] (RCF's multi-scale test): the image is resized bilinearly by
+/// each factor in `scales`, the network's probability map at that size is resized back to
+/// `[h, w]`, and the maps are averaged. `scales = [1.0]` is [`predict`].
+///
+/// # Errors
+/// [`VisionError::InvalidParameter`] for no scales or a scale that is not finite and
+/// positive; as [`predict`].
+pub fn predict_multiscale(
+    net: &mut EdgeNet,
+    rgb: ndarray::ArrayView3<f32>,
+    scales: &[f32],
+) -> Result<Array2<f32>> {
+    if scales.is_empty() || scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(VisionError::param(
+            "predict_multiscale",
+            "scales",
+            format!("{scales:?}"),
+            "need at least one finite scale > 0",
+        ));
+    }
+    let (_, h, w) = rgb.dim();
+    let mut sum = Array2::<f32>::zeros((h, w));
+    for &s in scales {
+        let p = if s == 1.0 {
+            predict(net, rgb)?
+        } else {
+            let (h2, w2) = (
+                ((h as f32 * s).round() as usize).max(1),
+                ((w as f32 * s).round() as usize).max(1),
+            );
+            let p = predict(net, resize3(rgb, h2, w2).view())?;
+            resize3(p.insert_axis(Axis(0)).view(), h, w).index_axis_move(Axis(0), 0)
+        };
+        sum += &p;
+    }
+    Ok(sum / scales.len() as f32)
+}
+
 /// [`predict`] followed by non-maximum suppression along the map's own normals
 /// ([`edge_nms`] with sigma 2, radius 1, multiplier 1.01, as the structured-edge toolbox
 /// does before its benchmark): the map the benchmark scores.
@@ -240,7 +402,19 @@ pub fn predict(net: &mut EdgeNet, rgb: ndarray::ArrayView3<f32>) -> Result<Array
 /// # Errors
 /// As [`predict`].
 pub fn edge_map(net: &mut EdgeNet, rgb: ndarray::ArrayView3<f32>) -> Result<Array2<f32>> {
-    let p = predict(net, rgb)?;
+    edge_map_multiscale(net, rgb, &[1.0])
+}
+
+/// [`predict_multiscale`] followed by the same non-maximum suppression as [`edge_map`].
+///
+/// # Errors
+/// As [`predict_multiscale`].
+pub fn edge_map_multiscale(
+    net: &mut EdgeNet,
+    rgb: ndarray::ArrayView3<f32>,
+    scales: &[f32],
+) -> Result<Array2<f32>> {
+    let p = predict_multiscale(net, rgb, scales)?;
     edge_nms(p.view(), 2.0, 1, 1.01)
 }
 
@@ -359,7 +533,7 @@ pub struct EdgeModel {
 fn config_json(c: &EdgeNetConfig) -> serde_json::Value {
     serde_json::json!({
         "fine": c.fine, "enc1": c.enc1, "enc2": c.enc2, "mid": c.mid, "head": c.head,
-        "dilations": c.dilations, "leaky_slope": c.leaky_slope,
+        "dilations": c.dilations, "leaky_slope": c.leaky_slope, "deep": c.deep,
     })
 }
 
@@ -395,6 +569,11 @@ fn config_from_json(v: &serde_json::Value, path: &Path) -> Result<EdgeNetConfig>
             .get("leaky_slope")
             .and_then(|x| x.as_f64())
             .ok_or_else(bad)? as f32,
+        // Checkpoints from before the stride-8 stage have no "deep": no such stage.
+        deep: match v.get("deep") {
+            None => 0,
+            Some(d) => d.as_u64().ok_or_else(bad)? as usize,
+        },
     })
 }
 
@@ -474,5 +653,49 @@ impl EdgeModel {
             vae,
             info: ck.extra.get("info").cloned().unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampled_crops_keep_edges_and_ignored_pixels() {
+        let input = Array3::from_shape_fn((INPUT_CHANNELS, 8, 8), |(k, y, x)| {
+            (k * 64 + y * 8 + x) as f32
+        });
+        let mut target = Array2::<i8>::zeros((8, 8));
+        target[[5, 2]] = 1;
+        target[[1, 6]] = IGNORE;
+        let smp = EdgeSample { input, target };
+        // The same size: exactly the window.
+        let (x, t) = resampled_crop(&smp, 2, 1, 4, 4);
+        assert_eq!(x, window3(smp.input.view(), 2, 1, 4, 4));
+        assert_eq!(t, window2(smp.target.view(), 2, 1, 4, 4));
+        // Halved: every output pixel covers 2×2 source pixels; bilinear at half-pixel
+        // centres is their mean.
+        let (x, t) = resampled_crop(&smp, 0, 0, 8, 4);
+        assert_eq!(x[[0, 0, 0]], (0.0 + 1.0 + 8.0 + 9.0) / 4.0);
+        let mut expect = Array2::<i8>::zeros((4, 4));
+        expect[[2, 1]] = 1;
+        expect[[0, 3]] = IGNORE;
+        assert_eq!(t, expect);
+        // Doubled: the edge pixel becomes a 2×2 block.
+        let (_, t) = resampled_crop(&smp, 4, 0, 4, 8);
+        let edges: Vec<_> = t
+            .indexed_iter()
+            .filter(|(_, &v)| v == 1)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(edges, vec![(2, 4), (2, 5), (3, 4), (3, 5)]);
+    }
+
+    #[test]
+    fn resize_keeps_constants_and_sizes() {
+        let a = Array3::from_elem((2, 5, 7), 0.25f32);
+        let r = resize3(a.view(), 8, 3);
+        assert_eq!(r.dim(), (2, 8, 3));
+        assert!(r.iter().all(|&v| (v - 0.25).abs() < 1e-6));
     }
 }

@@ -39,6 +39,14 @@
 //! (reduced at the end of each image) and the 9 weights of `c` in registers;
 //! [`adjoint`] accumulates 4 output rows × 2 vectors and loads each input row once per
 //! channel (3 shifted vectors per 16 columns reused for up to 3 output rows).
+//!
+//! [`adjoint_backward`] with padding ≥ 1 (the "same" convT C→1 of the VAE) does not use
+//! 32-column cells: it lays `x` out on the output grid (row stride `w_out`, zero rows above
+//! and below) so that every tap is a constant offset of the flat pixel index, and walks each
+//! channel's plane as one run of full 16-lane vectors (only the last one masked), with
+//! per-column lane masks for the taps that cross the left or right border ([`FlatMasks`],
+//! built once per geometry). No wasted lanes at the row ends, no partial stores, one
+//! sequential stream through the `C`-channel tensor.
 //! Sums run in a fixed order that depends only on the shapes.
 
 use crate::shape::Conv2dGeom;
@@ -177,9 +185,40 @@ pub fn adjoint_backward(
     y: &mut [f32],
     dw: &mut [f32],
     xp: &mut Vec<f32>,
+    masks: &mut FlatMasks,
 ) {
     check(g, w, x.len(), y.len());
     assert_eq!(dw.len(), w.len(), "direct kernel: weight gradient length");
+    if g.pad >= 1 {
+        let nq = g.out_plane();
+        if nq == 0 {
+            return;
+        }
+        flat_plane(g, x, xp, masks);
+        assert!(xp.len() >= nq.div_ceil(16) * 16 + 2 * g.w_out + 2);
+        let masks = &masks.m;
+        assert_eq!(masks.len(), 3 * nq.div_ceil(16));
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. The kernel reads
+        // `xp` at `16v + ky·w_out + kx + lane` for vectors `v < ⌈nq/16⌉`, `ky, kx < 3`,
+        // which is below `16·⌈nq/16⌉ + 2·w_out + 2 + 16 ≤ xp.len()` (checked), and `masks`
+        // at `kx·⌈nq/16⌉ + v` (`3·⌈nq/16⌉` elements, checked); `y` (`c_out·nq`, checked) is
+        // read and written masked to the first `nq` elements of each channel; `w`, `dw`
+        // have `9·c_out` elements (checked) and do not alias `y` (distinct borrows).
+        unsafe {
+            avx512::flat_backward(
+                xp.as_ptr(),
+                g.w_out,
+                nq,
+                g.c_out,
+                masks.as_ptr(),
+                w.as_ptr(),
+                y.as_mut_ptr(),
+                dw.as_mut_ptr(),
+            );
+        }
+        return;
+    }
     let wp = pad_plane(g, x, xp);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `forward` and `weight_grad`; `y` is read and written at the same masked
@@ -196,6 +235,52 @@ pub fn adjoint_backward(
             y.as_mut_ptr(),
             dw.as_mut_ptr(),
         );
+    }
+}
+
+/// Lane masks of [`adjoint_backward`] (see `flat_plane`), kept between calls and rebuilt
+/// when the geometry changes.
+#[derive(Debug, Default, Clone)]
+pub struct FlatMasks {
+    /// `(w_out, h_out·w_out, pad, w_in)` of the masks in `m`.
+    key: (usize, usize, usize, usize),
+    /// `[3, ⌈h_out·w_out/16⌉]`.
+    m: Vec<u16>,
+}
+
+/// For `g.pad ≥ 1` (so `w_in ≤ w_out`): writes `x` into `xq` on the output grid, so that tap
+/// `(ky, kx)` of output pixel `q = oy·w_out + ox` reads `xq[q + ky·w_out + kx]`
+/// (`xq[p + (r + p)·w_out + col] = x[r, col]`, zeros elsewhere, including the rows above and
+/// below the image), and into `masks[kx·⌈nq/16⌉ + v]` the lanes of pixel vector `v` whose
+/// column `ox + kx − p` lies in `0..w_in` and whose pixel lies in `0..nq`.
+fn flat_plane(g: &Conv2dGeom, x: &[f32], xq: &mut Vec<f32>, masks: &mut FlatMasks) {
+    let (p, wo, nq) = (g.pad, g.w_out, g.out_plane());
+    let nvec = nq.div_ceil(16);
+    xq.clear();
+    xq.resize(16 * nvec + 2 * wo + 2 + 16, 0.0);
+    for (r, row) in x.chunks_exact(g.w_in).take(g.h_in).enumerate() {
+        let start = p + (r + p) * wo;
+        xq[start..start + g.w_in].copy_from_slice(row);
+    }
+    if masks.key != (wo, nq, p, g.w_in) {
+        masks.key = (wo, nq, p, g.w_in);
+        let m = &mut masks.m;
+        m.clear();
+        m.resize(3 * nvec, 0);
+        let mut ox = 0;
+        for v in 0..nvec {
+            for lane in 0..16 {
+                if 16 * v + lane < nq {
+                    // Column `ox + kx − p` of tap `kx` lies in `0..w_in`.
+                    for kx in 0..3 {
+                        if ox + kx >= p && ox + kx < p + g.w_in {
+                            m[kx * nvec + v] |= 1 << lane;
+                        }
+                    }
+                }
+                ox = if ox + 1 == wo { 0 } else { ox + 1 };
+            }
+        }
     }
 }
 
@@ -474,6 +559,66 @@ mod avx512 {
         }
     }
 
+    /// See [`super::adjoint_backward`] for `pad ≥ 1`: channel by channel, one flat pass over
+    /// the `nq` pixels of the plane in 16-lane vectors (full vectors but the last; taps read
+    /// `xq` at constant offsets with per-column masks, see `super::flat_plane`). Per vector:
+    /// 9 FMAs into the 9 `dw` accumulators, 9 into the output (3 partial sums by `ky`).
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn flat_backward(
+        xq: *const f32,
+        w_out: usize,
+        nq: usize,
+        c: usize,
+        masks: *const u16,
+        w: *const f32,
+        y: *mut f32,
+        dw: *mut f32,
+    ) {
+        let nvec = nq.div_ceil(16);
+        let tail = first(nq - 16 * (nvec - 1));
+        for ci in 0..c {
+            let mut wv = [_mm512_setzero_ps(); 9];
+            for (t, v) in wv.iter_mut().enumerate() {
+                *v = _mm512_set1_ps(*w.add(9 * ci + t));
+            }
+            let mut acc = [_mm512_setzero_ps(); 9];
+            let yc = y.add(ci * nq);
+            for v in 0..nvec {
+                let sm = if v + 1 == nvec { tail } else { 0xffff };
+                let m = [
+                    *masks.add(v),
+                    *masks.add(nvec + v),
+                    *masks.add(2 * nvec + v),
+                ];
+                let yp = yc.add(16 * v);
+                _mm_prefetch::<_MM_HINT_T0>(yp.wrapping_add(16 * FLAT_AHEAD) as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(yp.wrapping_add(16 * FLAT_AHEAD_L2) as *const i8);
+                let yv = _mm512_maskz_loadu_ps(sm, yp);
+                let mut o = [_mm512_setzero_ps(); 3];
+                for (ky, ok) in o.iter_mut().enumerate() {
+                    let row = xq.add(16 * v + ky * w_out);
+                    for (kx, &mk) in m.iter().enumerate() {
+                        let t = 3 * ky + kx;
+                        let s = _mm512_maskz_loadu_ps(mk, row.add(kx));
+                        acc[t] = _mm512_fmadd_ps(yv, s, acc[t]);
+                        *ok = _mm512_fmadd_ps(wv[t], s, *ok);
+                    }
+                }
+                let out = _mm512_add_ps(_mm512_add_ps(o[0], o[1]), o[2]);
+                _mm512_mask_storeu_ps(yp, sm, out);
+            }
+            for (t, a) in acc.iter().enumerate() {
+                *dw.add(9 * ci + t) += _mm512_reduce_add_ps(*a);
+            }
+        }
+    }
+
+    /// How many 16-lane vectors ahead [`flat_backward`] prefetches its streamed tensor.
+    const FLAT_AHEAD: usize = 16;
+    /// How many vectors ahead [`flat_backward`] prefetches into L2.
+    const FLAT_AHEAD_L2: usize = 96;
+
     /// Pixel vectors per register block of [`igemm`].
     const QV: usize = 3;
     /// Output channels per register block of [`igemm`].
@@ -708,6 +853,9 @@ mod tests {
         (6, 66, 1, 3),
         (28, 28, 1, 32),
         (28, 28, 0, 7),
+        (13, 5, 1, 3),
+        (1, 20, 2, 2),
+        (3, 47, 3, 2),
     ];
 
     fn geom(h: usize, w: usize, pad: usize, c: usize) -> Conv2dGeom {
@@ -812,6 +960,9 @@ mod tests {
             assert!(!supported(&geom(5, 5, 1, 2)));
             return;
         }
+        // Shared by all shapes: `adjoint_backward` must rebuild its masks when the
+        // geometry changes.
+        let mut masks = FlatMasks::default();
         for &(h, wd, pad, c) in SHAPES {
             let g = geom(h, wd, pad, c);
             assert!(supported(&g));
@@ -841,7 +992,7 @@ mod tests {
             // adjoint_backward: dw += y·xp, then y ← w ⋆ xp (the forward without bias).
             let mut y = dy.clone();
             let mut dw = dw0.clone();
-            adjoint_backward(&g, &x, &w, &mut y, &mut dw, &mut xp);
+            adjoint_backward(&g, &x, &w, &mut y, &mut dw, &mut xp, &mut masks);
             assert_close(&dw, &weight_grad_naive(&g, &x, &dy, &dw0), terms, &what);
             assert_close(&y, &forward_naive(&g, &x, &w, None), 10, &what);
         }

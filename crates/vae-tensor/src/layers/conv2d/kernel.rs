@@ -105,6 +105,8 @@ pub struct GroupBuf {
     phases: Vec<f32>,
     /// Stride-2 backward: the input gradient of a block, `[c, block]`.
     dout: Vec<f32>,
+    /// Lane masks of [`direct::adjoint_backward`].
+    masks: direct::FlatMasks,
 }
 
 /// Scratch for the kernels in this module: one [`GroupBuf`] per group.
@@ -759,7 +761,15 @@ pub fn conv_adjoint_backward(
                 if with_bias {
                     sum_bias(dxi, &mut buf.db, g.in_plane());
                 }
-                direct::adjoint_backward(g, dxi, w, yi, &mut buf.dw, &mut buf.phases);
+                direct::adjoint_backward(
+                    g,
+                    dxi,
+                    w,
+                    yi,
+                    &mut buf.dw,
+                    &mut buf.phases,
+                    &mut buf.masks,
+                );
             }
         });
         reduce_grads(&scratch.groups[..plan.groups], dw, db);

@@ -3,11 +3,16 @@
 //! ```text
 //! cargo run --release --example segment -- --task digits --data ../shared/data --out out/seg
 //! cargo run --release --example segment -- --task mosaic --data ../shared/data --out out/seg
+//! cargo run --release --example segment -- --task mosaic --method textons \
+//!     --data ../shared/data --out out/seg --mirror-refs --refs 400 --neighbours 5
 //! ```
 //!
 //! `digits`: 64×64 scenes of 1–4 MNIST digits (train scenes from MNIST train, test scenes
 //! from MNIST test), 11 classes. `mosaic`: 256×256 KTH-TIPS grey mosaics of five textures
 //! (quadrants + disc, and Voronoi), test mosaics from source images never seen in training.
+//! `--method textons` (mosaics only) replaces the heads by the texton segmenter
+//! (`vae_vision::segmentation::textons`); `--holdout N` tunes it on mosaics cut from N
+//! held-out training images per class instead of the test images.
 //! Writes `<task>_<head>.png` panels (input | truth | prediction), prints the metrics and
 //! writes them as JSON.
 

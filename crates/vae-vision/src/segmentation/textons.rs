@@ -240,9 +240,10 @@ impl TextonSegmenter {
             }
         }
         let flips = if cfg.mirror_refs { 4 } else { 1 };
-        let mut integrals: Vec<Option<Integrals>> =
-            (0..bank.images.len() * flips).map(|_| None).collect();
-        let mut refs = Vec::new();
+        // Draw every reference window first (image, mirroring, centre), then compute each
+        // needed texton map once, one image at a time, so only one integral histogram is
+        // held in memory.
+        let mut draws: Vec<(usize, usize, f32, f32)> = Vec::new();
         let mut ref_labels = Vec::new();
         for (c, imgs) in by_class.iter().enumerate() {
             if imgs.is_empty() {
@@ -257,25 +258,32 @@ impl TextonSegmenter {
             for _ in 0..cfg.refs_per_class {
                 let i = imgs[rng.random_range(0..imgs.len())];
                 let f = rng.random_range(0..flips);
-                let slot = i * flips + f;
-                if integrals[slot].is_none() {
-                    let mut img = bank.images[i].view();
-                    if f & 1 == 1 {
-                        img.invert_axis(Axis(1));
-                    }
-                    if f & 2 == 2 {
-                        img.invert_axis(Axis(0));
-                    }
-                    let maps = model.texton_maps(img)?;
-                    integrals[slot] = Some(Integrals::new(&maps, k, nl));
-                }
                 let (h, iw) = bank.images[i].dim();
                 let cy = rng.random_range(0..=h - w) as f32 + w as f32 / 2.0;
                 let cx = rng.random_range(0..=iw - w) as f32 + w as f32 / 2.0;
-                let ig = integrals[slot].as_ref().expect("just computed");
-                refs.extend(ig.window(cy, cx, w as f32));
+                draws.push((i * flips + f, ref_labels.len(), cy, cx));
                 ref_labels.push(c);
             }
+        }
+        draws.sort_by_key(|d| (d.0, d.1));
+        let d = nl * k;
+        let mut refs = vec![0f32; ref_labels.len() * d];
+        let mut current: Option<(usize, Integrals)> = None;
+        for &(slot, r, cy, cx) in &draws {
+            if current.as_ref().map(|c| c.0) != Some(slot) {
+                let (i, f) = (slot / flips, slot % flips);
+                let mut img = bank.images[i].view();
+                if f & 1 == 1 {
+                    img.invert_axis(Axis(1));
+                }
+                if f & 2 == 2 {
+                    img.invert_axis(Axis(0));
+                }
+                let maps = model.texton_maps(img)?;
+                current = Some((slot, Integrals::new(&maps, k, nl)));
+            }
+            let ig = &current.as_ref().expect("just computed").1;
+            refs[r * d..(r + 1) * d].copy_from_slice(&ig.window(cy, cx, w as f32));
         }
         let refs = Array2::from_shape_vec((ref_labels.len(), nl * k), refs)
             .expect("one histogram per reference");

@@ -3,11 +3,16 @@
 //! ```text
 //! cargo run --release --example segment -- --task digits --data ../shared/data --out out/seg
 //! cargo run --release --example segment -- --task mosaic --data ../shared/data --out out/seg
+//! cargo run --release --example segment -- --task mosaic --method textons \
+//!     --data ../shared/data --out out/seg --mirror-refs --refs 400 --neighbours 5
 //! ```
 //!
 //! `digits`: 64×64 scenes of 1–4 MNIST digits (train scenes from MNIST train, test scenes
 //! from MNIST test), 11 classes. `mosaic`: 256×256 KTH-TIPS grey mosaics of five textures
 //! (quadrants + disc, and Voronoi), test mosaics from source images never seen in training.
+//! `--method textons` (mosaics only) replaces the heads by the texton segmenter
+//! (`vae_vision::segmentation::textons`); `--holdout N` tunes it on mosaics cut from N
+//! held-out training images per class instead of the test images.
 //! Writes `<task>_<head>.png` panels (input | truth | prediction), prints the metrics and
 //! writes them as JSON.
 
@@ -17,7 +22,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::json;
 use vae_vision::segmentation::overlay::save_overlay_panel;
-use vae_vision::segmentation::{run_digits, run_mosaic, ClassWeighting, TaskConfig};
+use vae_vision::segmentation::{
+    run_digits, run_mosaic, run_mosaic_textons, ClassWeighting, TaskConfig, TextonSegConfig,
+};
 
 /// Segmentation on digit scenes or texture mosaics.
 #[derive(Parser, Debug)]
@@ -73,6 +80,39 @@ struct Args {
     /// Skip the from-scratch ablation.
     #[arg(long)]
     no_ablation: bool,
+    /// Mosaic method: `head` (the trained heads) or `textons` (windowed VAE-texton
+    /// histograms, chi-square nearest neighbour; no head training).
+    #[arg(long, default_value = "head")]
+    method: String,
+    /// Textons: window side in pixels.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Textons: step of the classified point grid in pixels.
+    #[arg(long, default_value_t = 8)]
+    step: usize,
+    /// Textons: reference windows per class.
+    #[arg(long, default_value_t = 150)]
+    refs: usize,
+    /// Textons: box-smoothing radius of the score maps in grid points.
+    #[arg(long, default_value_t = 2)]
+    smooth: usize,
+    /// Textons: keep only the N classes that win most points (5 = the mosaics' known five
+    /// textures); 0 keeps all.
+    #[arg(long, default_value_t = 0)]
+    keep_classes: usize,
+    /// Textons: also cut references from mirrored training images.
+    #[arg(long)]
+    mirror_refs: bool,
+    /// Textons: a class scores minus the mean distance of its this many nearest references.
+    #[arg(long, default_value_t = 1)]
+    neighbours: usize,
+    /// Textons: patch-VAE epochs.
+    #[arg(long, default_value_t = 10)]
+    texton_epochs: usize,
+    /// Textons: tune instead of test — hold out this many training images per class and
+    /// score on mosaics cut from them (the test images are not used).
+    #[arg(long)]
+    holdout: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -103,6 +143,25 @@ fn main() -> Result<()> {
     };
     let mut log = |m: &str| eprintln!("{m}");
     let start = std::time::Instant::now();
+    let textons = match a.method.as_str() {
+        "head" => false,
+        "textons" if !digits => true,
+        "textons" => bail!("--method textons is only for --task mosaic"),
+        m => bail!("unknown method {m:?} (expected head or textons)"),
+    };
+    let tcfg = TextonSegConfig {
+        texton: vae_vision::texton::TextonConfig {
+            epochs: a.texton_epochs,
+            ..Default::default()
+        },
+        window: a.window,
+        step: a.step,
+        refs_per_class: a.refs,
+        smooth: a.smooth,
+        keep_classes: (a.keep_classes > 0).then_some(a.keep_classes),
+        mirror_refs: a.mirror_refs,
+        neighbours: a.neighbours,
+    };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
             .context("MNIST for the digit scenes")?;
@@ -110,13 +169,26 @@ fn main() -> Result<()> {
     } else {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "textures/kth-tips-grey")
             .context("KTH-TIPS grey for the mosaics")?;
-        run_mosaic(
-            &dir,
-            a.size.unwrap_or(256),
-            a.train_per_class,
-            &cfg,
-            &mut log,
-        )?
+        if textons {
+            run_mosaic_textons(
+                &dir,
+                a.size.unwrap_or(256),
+                a.train_per_class,
+                a.test,
+                a.seed,
+                &tcfg,
+                a.holdout,
+                &mut log,
+            )?
+        } else {
+            run_mosaic(
+                &dir,
+                a.size.unwrap_or(256),
+                a.train_per_class,
+                &cfg,
+                &mut log,
+            )?
+        }
     };
     let total = start.elapsed().as_secs_f64();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -124,8 +196,13 @@ fn main() -> Result<()> {
     let mut heads = Vec::new();
     for h in &outcome.heads {
         let r = &h.report;
+        let what = if textons {
+            "segmenting"
+        } else {
+            "head training"
+        };
         println!(
-            "{:8} pixel accuracy {:.4} | mIoU {:.4} | boundary F (tol {} px) {:.4} | head training {:.0} s",
+            "{:8} pixel accuracy {:.4} | mIoU {:.4} | boundary F (tol {} px) {:.4} | {what} {:.0} s",
             h.name, r.pixel_accuracy, r.mean_iou, r.boundary_tolerance, r.boundary_f, h.train_seconds
         );
         let iou: Vec<String> = r
@@ -159,10 +236,12 @@ fn main() -> Result<()> {
         }));
     }
     println!("{}", outcome.heads[0].report.confusion.to_text(None));
-    println!(
-        "VAE pretraining {:.0} s; total {:.0} s",
-        outcome.vae_seconds, total
-    );
+    let what = if textons {
+        "texton model + references"
+    } else {
+        "VAE pretraining"
+    };
+    println!("{what} {:.0} s; total {:.0} s", outcome.vae_seconds, total);
     if let Some(path) = &a.json {
         let j = json!({
             "task": a.task, "seed": a.seed, "train_images_per_epoch": cfg.train_images,
@@ -170,7 +249,17 @@ fn main() -> Result<()> {
             "vae_epochs": cfg.vae_epochs, "vae_images": cfg.vae_images, "vae_seconds": outcome.vae_seconds,
             "vae_train_neg_elbo": outcome.vae_loss, "class_weights": outcome.weights,
             "network_downsampling": outcome.scale, "total_seconds": total, "heads": heads,
+            "method": a.method,
         });
+        let mut j = j;
+        if textons {
+            j["textons"] = json!({
+                "window": tcfg.window, "step": tcfg.step, "refs_per_class": tcfg.refs_per_class,
+                "smooth": tcfg.smooth, "keep_classes": tcfg.keep_classes, "mirror_refs": tcfg.mirror_refs, "neighbours": tcfg.neighbours,
+                "texton_epochs": tcfg.texton.epochs, "holdout_per_class": a.holdout,
+                "fit_seconds": outcome.vae_seconds,
+            });
+        }
         std::fs::write(path, serde_json::to_string_pretty(&j)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());

@@ -406,6 +406,20 @@ fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// The texton ids of one pyramid level on its patch grid ([`TextonModel::texton_maps`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextonMap {
+    /// Pyramid level (0 = the image itself).
+    pub level: usize,
+    /// `[rows, cols]` of the grid: the nearest texton of each patch.
+    pub ids: Array2<usize>,
+    /// Distance between neighbouring grid cells in pixels of the original image.
+    pub step: f32,
+    /// Position (row and column, pixels of the original image) of the centre of grid cell
+    /// `(0, 0)`; cell `(i, j)` is centred at `(offset + i·step, offset + j·step)`.
+    pub offset: f32,
+}
+
 /// A fitted texton model: the patch encoder, the feature standardiser and the codebook.
 #[derive(Debug)]
 pub struct TextonModel {
@@ -606,6 +620,48 @@ impl TextonModel {
             }
         }
         Ok(hist)
+    }
+
+    /// The nearest texton of every patch on the `stride` grid of every pyramid level of a
+    /// grey image (no cap on the number of patches), with where each grid cell's patch
+    /// centre lies in the image: the raw material of dense, window-wise descriptors
+    /// (texture segmentation). Levels the image is too small for are left out.
+    ///
+    /// # Errors
+    /// [`VisionError::Empty`] when the image is smaller than one patch; encoder failures.
+    pub fn texton_maps(&mut self, image: ArrayView2<f32>) -> Result<Vec<TextonMap>> {
+        const OP: &str = "TextonModel::texton_maps";
+        let levels = pyramid(
+            standardize_image(image).view(),
+            self.cfg.levels,
+            self.cfg.patch,
+        );
+        if levels.is_empty() {
+            return Err(VisionError::Empty {
+                op: OP,
+                what: format!("image {:?} is smaller than one patch", image.dim()),
+            });
+        }
+        let mut out = Vec::with_capacity(levels.len());
+        for (l, level) in levels.iter().enumerate() {
+            let (h, w) = level.dim();
+            let (p, s) = (self.cfg.patch, self.cfg.stride);
+            let corners = grid_corners(h, w, p, s);
+            let (gh, gw) = ((h - p) / s + 1, (w - p) / s + 1);
+            let (patches, contrast) = cut_patches(level, &corners, p);
+            let raw = self.raw_features(&patches, &contrast)?;
+            let mut feats = self.standardizer.transform(raw.view());
+            self.weight_contrast(&mut feats);
+            let assign = self.codebook.assign(feats.view());
+            let scale = (1usize << l) as f32;
+            out.push(TextonMap {
+                level: l,
+                ids: Array2::from_shape_vec((gh, gw), assign).expect("one id per grid cell"),
+                step: s as f32 * scale,
+                offset: 0.5 * p as f32 * scale,
+            });
+        }
+        Ok(out)
     }
 
     /// Descriptors of many images, one row each.

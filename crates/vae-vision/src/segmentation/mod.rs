@@ -10,17 +10,23 @@
 //!   (pixel accuracy, per-class IoU, mIoU, boundary F, confusion matrix via
 //!   [`crate::metrics`]).
 //! * [`task`]: the two benchmark tasks end to end, with the from-scratch ablation.
+//! * [`textons`]: a second mosaic method without a trained head: windowed VAE-texton
+//!   histograms classified by chi-square nearest neighbour ([`TextonSegmenter`]).
 //! * [`overlay`]: PNG panels of input, ground truth and prediction.
 
 pub mod head;
 pub mod overlay;
 pub mod scenes;
 pub mod task;
+pub mod textons;
 pub mod train;
 
 pub use head::{SegNet, SegNetConfig};
 pub use scenes::{digit_scenes, texture_mosaics, MosaicLayout, SegSet, TextureBank};
-pub use task::{run_digits, run_mosaic, HeadOutcome, TaskConfig, TaskOutcome};
+pub use task::{
+    mosaic_banks, run_digits, run_mosaic, test_mosaics, HeadOutcome, TaskConfig, TaskOutcome,
+};
+pub use textons::{run_mosaic_textons, TextonSegConfig, TextonSegmenter};
 pub use train::{
     class_weights, predict, score, train_segnet, ClassWeighting, SegReport, SegTrainConfig,
 };

@@ -282,26 +282,7 @@ pub fn run_mosaic(
             "must be a multiple of 16 and >= 64",
         ));
     }
-    let folder = load_image_folder(dir, ColorMode::Gray)?;
-    let mut images: Vec<Array2<f32>> = folder
-        .images
-        .iter()
-        .map(|im| im.index_axis(Axis(0), 0).to_owned())
-        .collect();
-    standardize_textures(&mut images);
-    let all = TextureBank {
-        images,
-        labels: folder.labels.clone(),
-        num_classes: folder.classes.len(),
-    };
-    let mut split_rng = StdRng::seed_from_u64(cfg.seed.wrapping_add(11));
-    let (train_bank, test_bank) = all.split(train_per_class, &mut split_rng)?;
-    log(&format!(
-        "textures: {} training images, {} test images, {} classes",
-        train_bank.images.len(),
-        test_bank.images.len(),
-        folder.classes.len()
-    ));
+    let (train_bank, test_bank) = mosaic_banks(dir, train_per_class, cfg.seed, log)?;
     // VAE patches: 32×32 at network resolution from the training images only.
     let mut prng = StdRng::seed_from_u64(cfg.seed.wrapping_add(13));
     let halves: Vec<Array2<f32>> = train_bank.images.iter().map(half).collect();
@@ -318,8 +299,7 @@ pub fn run_mosaic(
             }
         }
     }
-    let mut test_rng = StdRng::seed_from_u64(cfg.seed.wrapping_mul(31).wrapping_add(2));
-    let test_full = texture_mosaics(&test_bank, cfg.test_images, size, None, &mut test_rng)?;
+    let test_full = test_mosaics(&test_bank, cfg.test_images, size, cfg.seed)?;
     let test_net = test_full.downsample2().images;
     let (seed, n_train) = (cfg.seed, cfg.train_images);
     let data = move |e: usize| {
@@ -327,4 +307,50 @@ pub fn run_mosaic(
         Ok(texture_mosaics(&train_bank, n_train, size / 2, None, &mut rng)?.downsample2())
     };
     run_heads(cfg, &vae_images, data, test_full, &test_net, 2, 2.0, log)
+}
+
+/// Loads KTH-TIPS grey from `dir`, standardises every image ([`standardize_textures`]) and
+/// splits it by source image with the mosaic task's seeded split: `train_per_class` images
+/// of each class for training, the rest test-only. Shared by every mosaic method so they
+/// all see the same split.
+///
+/// # Errors
+/// Missing or bad texture files; a class with fewer than `train_per_class` images.
+pub fn mosaic_banks(
+    dir: &Path,
+    train_per_class: usize,
+    seed: u64,
+    log: &mut dyn FnMut(&str),
+) -> Result<(TextureBank, TextureBank)> {
+    let folder = load_image_folder(dir, ColorMode::Gray)?;
+    let mut images: Vec<Array2<f32>> = folder
+        .images
+        .iter()
+        .map(|im| im.index_axis(Axis(0), 0).to_owned())
+        .collect();
+    standardize_textures(&mut images);
+    let all = TextureBank {
+        images,
+        labels: folder.labels.clone(),
+        num_classes: folder.classes.len(),
+    };
+    let mut split_rng = StdRng::seed_from_u64(seed.wrapping_add(11));
+    let (train_bank, test_bank) = all.split(train_per_class, &mut split_rng)?;
+    log(&format!(
+        "textures: {} training images, {} test images, {} classes",
+        train_bank.images.len(),
+        test_bank.images.len(),
+        folder.classes.len()
+    ));
+    Ok((train_bank, test_bank))
+}
+
+/// The mosaic task's `n` test mosaics of `size × size` from `bank` (seeded by `seed`; the
+/// same mosaics for every method).
+///
+/// # Errors
+/// As [`texture_mosaics`].
+pub fn test_mosaics(bank: &TextureBank, n: usize, size: usize, seed: u64) -> Result<SegSet> {
+    let mut test_rng = StdRng::seed_from_u64(seed.wrapping_mul(31).wrapping_add(2));
+    texture_mosaics(bank, n, size, None, &mut test_rng)
 }

@@ -1,0 +1,672 @@
+//! Texture segmentation with VAE textons: a second method for the mosaic task, beside the
+//! trained heads.
+//!
+//! [`TextonSegmenter::fit`] fits a [`TextonModel`] (patch VAE + k-means codebook) on the
+//! training source images only, then cuts `refs_per_class` random `window × window`
+//! windows from the training images of every class and keeps their texton histograms
+//! (per pyramid level, as [`TextonModel::describe`]) as labelled references.
+//! [`TextonSegmenter::segment`] computes the texton id of every patch of a mosaic at every
+//! level ([`TextonModel::texton_maps`]), builds integral histograms, and at every point of
+//! a `step` grid takes the histogram of the window centred there; each class scores minus
+//! the mean chi-square distance of its `neighbours` nearest references. The score maps are box-smoothed, optionally
+//! restricted to the `keep_classes` classes that win most grid points (a mosaic is known to
+//! hold five textures), bilinearly upsampled to every pixel and arg-maxed.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::{Array2, Array3, ArrayView2, Axis};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use super::scenes::{SegSet, TextureBank};
+use super::task::{mosaic_banks, test_mosaics, HeadOutcome, TaskOutcome};
+use super::train::score;
+use crate::error::{Result, VisionError};
+use crate::texton::{EncoderKind, TextonConfig, TextonMap, TextonModel};
+
+/// Settings of [`TextonSegmenter`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextonSegConfig {
+    /// The texton model (patch VAE and codebook).
+    pub texton: TextonConfig,
+    /// Side in pixels of the square window whose histogram describes a point.
+    pub window: usize,
+    /// Step in pixels of the grid of points that are classified.
+    pub step: usize,
+    /// Reference windows cut from the training images of each class.
+    pub refs_per_class: usize,
+    /// Radius (in grid points) of the box filter over the score maps (0: none).
+    pub smooth: usize,
+    /// Keep only the classes that win most grid points (`Some(5)` uses the mosaics' known
+    /// five textures); `None` keeps all.
+    pub keep_classes: Option<usize>,
+    /// Also cut references from the mirrored training images (left–right, up–down and
+    /// both): the mosaic generator fills regions larger than a source image by reflecting
+    /// it, so mosaics hold mirrored texture.
+    pub mirror_refs: bool,
+    /// A class scores minus the mean distance to its this many nearest references.
+    pub neighbours: usize,
+}
+
+impl Default for TextonSegConfig {
+    /// The default texton model, 64-pixel windows every 8 pixels, 150 references per
+    /// class, smoothing radius 2, all classes kept.
+    fn default() -> Self {
+        TextonSegConfig {
+            texton: TextonConfig::default(),
+            window: 64,
+            step: 8,
+            refs_per_class: 150,
+            smooth: 2,
+            keep_classes: None,
+            mirror_refs: false,
+            neighbours: 1,
+        }
+    }
+}
+
+impl TextonSegConfig {
+    fn validate(&self) -> Result<()> {
+        const OP: &str = "TextonSegConfig";
+        for (name, v) in [
+            ("window", self.window),
+            ("step", self.step),
+            ("refs_per_class", self.refs_per_class),
+            ("neighbours", self.neighbours),
+        ] {
+            if v == 0 {
+                return Err(VisionError::param(OP, name, v, "must be at least 1"));
+            }
+        }
+        if self.keep_classes == Some(0) {
+            return Err(VisionError::param(
+                OP,
+                "keep_classes",
+                0,
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Integral histogram of one level's texton ids: `data[(i·(gw+1) + j)·k + t]` counts the
+/// cells above and left of `(i, j)` holding texton `t`.
+struct Integral {
+    gh: usize,
+    gw: usize,
+    k: usize,
+    step: f32,
+    offset: f32,
+    data: Vec<u32>,
+}
+
+impl Integral {
+    fn new(map: &TextonMap, k: usize) -> Self {
+        let (gh, gw) = map.ids.dim();
+        let mut data = vec![0u32; (gh + 1) * (gw + 1) * k];
+        for i in 0..gh {
+            let mut row = vec![0u32; k];
+            for j in 0..gw {
+                row[map.ids[[i, j]].min(k - 1)] += 1;
+                let (up, here) = ((i * (gw + 1) + j + 1) * k, ((i + 1) * (gw + 1) + j + 1) * k);
+                for t in 0..k {
+                    data[here + t] = data[up + t] + row[t];
+                }
+            }
+        }
+        Integral {
+            gh,
+            gw,
+            k,
+            step: map.step,
+            offset: map.offset,
+            data,
+        }
+    }
+
+    /// Grid indices whose centres lie in `[lo, hi)`, clamped to `0..n`.
+    fn range(&self, lo: f32, hi: f32, n: usize) -> (usize, usize) {
+        let f = |v: f32| ((v - self.offset) / self.step).ceil().clamp(0.0, n as f32) as usize;
+        (f(lo), f(hi))
+    }
+
+    /// Adds the normalised histogram of the cells centred in the window, times `weight`,
+    /// to `out`; returns whether the window held any cell.
+    fn add_window(&self, y: (f32, f32), x: (f32, f32), weight: f32, out: &mut [f32]) -> bool {
+        let (i0, i1) = self.range(y.0, y.1, self.gh);
+        let (j0, j1) = self.range(x.0, x.1, self.gw);
+        if i0 >= i1 || j0 >= j1 {
+            return false;
+        }
+        let w = weight / ((i1 - i0) * (j1 - j0)) as f32;
+        let at = |i: usize, j: usize| (i * (self.gw + 1) + j) * self.k;
+        let (a, b, c, d) = (at(i1, j1), at(i0, j1), at(i1, j0), at(i0, j0));
+        for (t, o) in out.iter_mut().enumerate() {
+            let n = self.data[a + t] + self.data[d + t] - self.data[b + t] - self.data[c + t];
+            *o += n as f32 * w;
+        }
+        true
+    }
+}
+
+/// The integral histograms of every level of one image.
+struct Integrals {
+    levels: Vec<(usize, Integral)>,
+    k: usize,
+    n_levels: usize,
+}
+
+impl Integrals {
+    fn new(maps: &[TextonMap], k: usize, n_levels: usize) -> Self {
+        Integrals {
+            levels: maps
+                .iter()
+                .map(|m| (m.level, Integral::new(m, k)))
+                .collect(),
+            k,
+            n_levels,
+        }
+    }
+
+    /// The window histogram centred at `(cy, cx)` with side `side`: per level normalised,
+    /// the levels present sharing a total of 1 (as [`TextonModel::describe`]).
+    fn window(&self, cy: f32, cx: f32, side: f32) -> Vec<f32> {
+        let mut out = vec![0f32; self.n_levels * self.k];
+        let (y, x) = (
+            (cy - side / 2.0, cy + side / 2.0),
+            (cx - side / 2.0, cx + side / 2.0),
+        );
+        let present: Vec<usize> = self
+            .levels
+            .iter()
+            .filter(|(l, _)| *l < self.n_levels)
+            .filter_map(|(l, ig)| {
+                let slice = &mut out[l * self.k..(l + 1) * self.k];
+                ig.add_window(y, x, 1.0, slice).then_some(*l)
+            })
+            .collect();
+        if !present.is_empty() {
+            let share = 1.0 / present.len() as f32;
+            out.iter_mut().for_each(|v| *v *= share);
+        }
+        out
+    }
+}
+
+fn chi2(a: &[f32], b: &[f32]) -> f32 {
+    let mut d = 0.0f32;
+    for (&x, &y) in a.iter().zip(b) {
+        let s = x + y;
+        if s > 0.0 {
+            d += (x - y) * (x - y) / s;
+        }
+    }
+    d
+}
+
+/// A fitted texton segmenter: the texton model and the labelled reference histograms.
+#[derive(Debug)]
+pub struct TextonSegmenter {
+    cfg: TextonSegConfig,
+    model: TextonModel,
+    refs: Array2<f32>,
+    ref_labels: Vec<usize>,
+    num_classes: usize,
+}
+
+impl TextonSegmenter {
+    /// Fits the texton model on the images of `bank` (no labels) and cuts the labelled
+    /// reference windows from them. `seed` seeds everything random.
+    ///
+    /// # Errors
+    /// Bad settings, a class with no image at least `window` pixels on each side, texton
+    /// model failures.
+    pub fn fit(bank: &TextureBank, cfg: &TextonSegConfig, seed: u64) -> Result<Self> {
+        const OP: &str = "TextonSegmenter::fit";
+        cfg.validate()?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut model =
+            TextonModel::fit(&bank.images, &cfg.texton, EncoderKind::Vae, seed, &mut rng)?;
+        let (k, nl) = (cfg.texton.textons, cfg.texton.levels);
+        let w = cfg.window;
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); bank.num_classes];
+        for (i, (img, &c)) in bank.images.iter().zip(&bank.labels).enumerate() {
+            let (h, iw) = img.dim();
+            if h >= w && iw >= w && c < bank.num_classes {
+                by_class[c].push(i);
+            }
+        }
+        let flips = if cfg.mirror_refs { 4 } else { 1 };
+        // Draw every reference window first (image, mirroring, centre), then compute each
+        // needed texton map once, one image at a time, so only one integral histogram is
+        // held in memory.
+        let mut draws: Vec<(usize, usize, f32, f32)> = Vec::new();
+        let mut ref_labels = Vec::new();
+        for (c, imgs) in by_class.iter().enumerate() {
+            if imgs.is_empty() {
+                if bank.labels.contains(&c) {
+                    return Err(VisionError::Empty {
+                        op: OP,
+                        what: format!("class {c} has no image of at least {w}×{w}"),
+                    });
+                }
+                continue;
+            }
+            for _ in 0..cfg.refs_per_class {
+                let i = imgs[rng.random_range(0..imgs.len())];
+                let f = rng.random_range(0..flips);
+                let (h, iw) = bank.images[i].dim();
+                let cy = rng.random_range(0..=h - w) as f32 + w as f32 / 2.0;
+                let cx = rng.random_range(0..=iw - w) as f32 + w as f32 / 2.0;
+                draws.push((i * flips + f, ref_labels.len(), cy, cx));
+                ref_labels.push(c);
+            }
+        }
+        draws.sort_by_key(|d| (d.0, d.1));
+        let d = nl * k;
+        let mut refs = vec![0f32; ref_labels.len() * d];
+        let mut current: Option<(usize, Integrals)> = None;
+        for &(slot, r, cy, cx) in &draws {
+            if current.as_ref().map(|c| c.0) != Some(slot) {
+                let (i, f) = (slot / flips, slot % flips);
+                let mut img = bank.images[i].view();
+                if f & 1 == 1 {
+                    img.invert_axis(Axis(1));
+                }
+                if f & 2 == 2 {
+                    img.invert_axis(Axis(0));
+                }
+                let maps = model.texton_maps(img)?;
+                current = Some((slot, Integrals::new(&maps, k, nl)));
+            }
+            let ig = &current.as_ref().expect("just computed").1;
+            refs[r * d..(r + 1) * d].copy_from_slice(&ig.window(cy, cx, w as f32));
+        }
+        let refs = Array2::from_shape_vec((ref_labels.len(), nl * k), refs)
+            .expect("one histogram per reference");
+        Ok(TextonSegmenter {
+            cfg: cfg.clone(),
+            model,
+            refs,
+            ref_labels,
+            num_classes: bank.num_classes,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TextonSegConfig {
+        &self.cfg
+    }
+
+    /// The fitted texton model.
+    pub fn model(&self) -> &TextonModel {
+        &self.model
+    }
+
+    /// Per-class scores on the point grid of a grey image: `[classes, rows, cols]`, minus
+    /// the mean chi-square distance of the point's window histogram to the class's
+    /// `neighbours` nearest references (−∞ for classes with too few), before smoothing. Point `(i, j)`
+    /// sits at pixel `((i + ½)·step, (j + ½)·step)`.
+    ///
+    /// # Errors
+    /// An image smaller than one patch or than one grid step.
+    pub fn class_scores(&mut self, image: ArrayView2<f32>) -> Result<Array3<f32>> {
+        let (h, w) = image.dim();
+        let s = self.cfg.step;
+        if h < s || w < s {
+            return Err(VisionError::Empty {
+                op: "TextonSegmenter::class_scores",
+                what: format!("image {:?} is smaller than one grid step {s}", (h, w)),
+            });
+        }
+        let maps = self.model.texton_maps(image)?;
+        let ig = Integrals::new(&maps, self.cfg.texton.textons, self.cfg.texton.levels);
+        let (gh, gw) = (h / s, w / s);
+        let side = self.cfg.window as f32;
+        let nc = self.num_classes;
+        let k = self.cfg.neighbours;
+        let (refs, labels) = (&self.refs, &self.ref_labels);
+        let rows: Vec<Vec<f32>> = (0..gh * gw)
+            .into_par_iter()
+            .map(|p| {
+                let (i, j) = (p / gw, p % gw);
+                let q = ig.window(
+                    (i as f32 + 0.5) * s as f32,
+                    (j as f32 + 0.5) * s as f32,
+                    side,
+                );
+                // The `k` smallest distances of each class, ascending.
+                let mut best = vec![vec![f32::INFINITY; k]; nc];
+                for (r, &c) in refs.outer_iter().zip(labels) {
+                    let d = chi2(&q, r.as_slice().expect("contiguous"));
+                    let b = &mut best[c];
+                    if d < b[k - 1] {
+                        let at = b.partition_point(|&v| v <= d);
+                        b.insert(at, d);
+                        b.pop();
+                    }
+                }
+                best.into_iter()
+                    .map(|b| -b.iter().sum::<f32>() / k as f32)
+                    .collect()
+            })
+            .collect();
+        Ok(Array3::from_shape_fn((nc, gh, gw), |(c, i, j)| {
+            rows[i * gw + j][c]
+        }))
+    }
+
+    /// Segments a grey image: a class per pixel (see the module docs).
+    ///
+    /// # Errors
+    /// As [`TextonSegmenter::class_scores`].
+    pub fn segment(&mut self, image: ArrayView2<f32>) -> Result<Array2<u8>> {
+        let scores = self.class_scores(image)?;
+        let scores = box_smooth(&scores, self.cfg.smooth);
+        let (nc, gh, gw) = scores.dim();
+        let mut allowed = vec![true; nc];
+        if let Some(keep) = self.cfg.keep_classes {
+            let mut wins = vec![0usize; nc];
+            for i in 0..gh {
+                for j in 0..gw {
+                    wins[argmax((0..nc).map(|c| scores[[c, i, j]]), &allowed)] += 1;
+                }
+            }
+            let mut order: Vec<usize> = (0..nc).collect();
+            order.sort_by_key(|&c| std::cmp::Reverse(wins[c]));
+            allowed = vec![false; nc];
+            for &c in order.iter().take(keep) {
+                allowed[c] = true;
+            }
+        }
+        let (h, w) = image.dim();
+        let s = self.cfg.step as f32;
+        let coord = |p: usize, n: usize| {
+            let g = ((p as f32 + 0.5) / s - 0.5).clamp(0.0, (n - 1) as f32);
+            let g0 = (g.floor() as usize).min(n - 1);
+            let g1 = (g0 + 1).min(n - 1);
+            (g0, g1, g - g0 as f32)
+        };
+        Ok(Array2::from_shape_fn((h, w), |(y, x)| {
+            let (y0, y1, fy) = coord(y, gh);
+            let (x0, x1, fx) = coord(x, gw);
+            let v = (0..nc).map(|c| {
+                let a = scores[[c, y0, x0]] * (1.0 - fx) + scores[[c, y0, x1]] * fx;
+                let b = scores[[c, y1, x0]] * (1.0 - fx) + scores[[c, y1, x1]] * fx;
+                a * (1.0 - fy) + b * fy
+            });
+            argmax(v, &allowed) as u8
+        }))
+    }
+}
+
+/// Index of the largest allowed value (the first on ties; non-finite values lose).
+fn argmax(v: impl Iterator<Item = f32>, allowed: &[bool]) -> usize {
+    let mut best = (0usize, f32::NEG_INFINITY);
+    let mut first = None;
+    for (c, x) in v.enumerate() {
+        if !allowed[c] {
+            continue;
+        }
+        first.get_or_insert(c);
+        if x > best.1 {
+            best = (c, x);
+        }
+    }
+    if best.1 == f32::NEG_INFINITY {
+        first.unwrap_or(0)
+    } else {
+        best.0
+    }
+}
+
+/// Box average of each class's score map with radius `r` (clipped at the borders;
+/// non-finite scores stay non-finite).
+fn box_smooth(s: &Array3<f32>, r: usize) -> Array3<f32> {
+    if r == 0 {
+        return s.clone();
+    }
+    let (nc, gh, gw) = s.dim();
+    Array3::from_shape_fn((nc, gh, gw), |(c, i, j)| {
+        let (i0, i1) = (i.saturating_sub(r), (i + r + 1).min(gh));
+        let (j0, j1) = (j.saturating_sub(r), (j + r + 1).min(gw));
+        let mut sum = 0.0;
+        for ii in i0..i1 {
+            for jj in j0..j1 {
+                sum += s[[c, ii, jj]];
+            }
+        }
+        sum / ((i1 - i0) * (j1 - j0)) as f32
+    })
+}
+
+/// The mosaic task with the texton segmenter, on exactly the split and test mosaics of
+/// [`run_mosaic`](super::task::run_mosaic) for the same `seed`, `size`, `train_per_class`
+/// and `test_images`. The segmenter is fitted on the training source images only.
+///
+/// With `holdout_per_class = Some(v)` the method is instead *tuned*: `v` of the training
+/// images of each class are held out (seeded), the segmenter is fitted on the others and
+/// scored on mosaics cut from the held-out ones, so no test image is looked at.
+///
+/// The outcome has one "head", named `textons`; `vae_seconds` is the fitting time.
+///
+/// # Errors
+/// Missing texture files, bad sizes or settings, model failures.
+#[allow(clippy::too_many_arguments)]
+pub fn run_mosaic_textons(
+    dir: &Path,
+    size: usize,
+    train_per_class: usize,
+    test_images: usize,
+    seed: u64,
+    cfg: &TextonSegConfig,
+    holdout_per_class: Option<usize>,
+    log: &mut dyn FnMut(&str),
+) -> Result<TaskOutcome> {
+    let (train_bank, test_bank) = mosaic_banks(dir, train_per_class, seed, log)?;
+    let (fit_bank, eval_bank) = match holdout_per_class {
+        None => (train_bank, test_bank),
+        Some(v) => {
+            let keep = train_per_class
+                .checked_sub(v)
+                .filter(|&k| k > 0)
+                .ok_or_else(|| {
+                    VisionError::param(
+                        "run_mosaic_textons",
+                        "holdout_per_class",
+                        v,
+                        "must be below train_per_class",
+                    )
+                })?;
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(17));
+            let (a, b) = train_bank.split(keep, &mut rng)?;
+            log(&format!(
+                "tuning: fitting on {} training images, scoring on mosaics of {} held-out training images",
+                a.images.len(),
+                b.images.len()
+            ));
+            (a, b)
+        }
+    };
+    let test: SegSet = test_mosaics(&eval_bank, test_images, size, seed)?;
+    let start = Instant::now();
+    let mut seg = TextonSegmenter::fit(&fit_bank, cfg, seed)?;
+    let fit_seconds = start.elapsed().as_secs_f64();
+    let vae_loss = seg.model().vae_epochs.last().map(|e| e.train_loss);
+    log(&format!(
+        "texton segmenter fitted in {fit_seconds:.0} s ({} references)",
+        seg.refs.nrows()
+    ));
+    let start = Instant::now();
+    let (n, h, w) = test.labels.dim();
+    let mut pred = Array3::<u8>::zeros((n, h, w));
+    for (i, img) in test.images.outer_iter().enumerate() {
+        let p = seg.segment(img.index_axis(Axis(0), 0))?;
+        pred.index_axis_mut(Axis(0), i).assign(&p);
+    }
+    let seg_seconds = start.elapsed().as_secs_f64();
+    let report = score(&pred, &test.labels, test.num_classes, 2.0)?;
+    log(&format!(
+        "textons: pixel accuracy {:.4}, mIoU {:.4}, boundary F {:.4} ({seg_seconds:.0} s for {n} mosaics)",
+        report.pixel_accuracy, report.mean_iou, report.boundary_f
+    ));
+    Ok(TaskOutcome {
+        test,
+        weights: Vec::new(),
+        vae_seconds: fit_seconds,
+        vae_loss,
+        heads: vec![HeadOutcome {
+            name: "textons",
+            report,
+            pred,
+            history: Vec::new(),
+            train_seconds: seg_seconds,
+        }],
+        scale: 1,
+        boundary_tolerance: 2.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stripes(h: usize, w: usize, vertical: bool, rng: &mut StdRng) -> Array2<f32> {
+        let phase = rng.random_range(0.0..std::f32::consts::TAU);
+        Array2::from_shape_fn((h, w), |(y, x)| {
+            let t = if vertical { x } else { y } as f32;
+            (t * 1.3 + phase).sin() + 0.1 * rng.random_range(-1.0f32..1.0)
+        })
+    }
+
+    fn tiny_config() -> TextonSegConfig {
+        TextonSegConfig {
+            texton: TextonConfig {
+                patch: 4,
+                stride: 2,
+                levels: 2,
+                textons: 6,
+                train_patches: 400,
+                latent: 2,
+                hidden: vec![8],
+                epochs: 1,
+                batch: 32,
+                ..TextonConfig::default()
+            },
+            window: 12,
+            step: 4,
+            refs_per_class: 10,
+            smooth: 1,
+            keep_classes: None,
+            mirror_refs: true,
+            neighbours: 2,
+        }
+    }
+
+    #[test]
+    fn window_histogram_matches_a_direct_count() {
+        let ids = Array2::from_shape_fn((5, 6), |(i, j)| (i * 7 + j * 3) % 4);
+        let map = TextonMap {
+            level: 0,
+            ids: ids.clone(),
+            step: 2.0,
+            offset: 1.0,
+        };
+        let ig = Integral::new(&map, 4);
+        // Cells centred in [2, 8) × [3, 9): rows 1..4, cols 1..4 (centres 3, 5, 7).
+        let mut h = vec![0f32; 4];
+        assert!(ig.add_window((2.0, 8.0), (3.0, 9.0), 1.0, &mut h));
+        let mut want = vec![0f32; 4];
+        for i in 1..4 {
+            for j in 1..4 {
+                want[ids[[i, j]]] += 1.0 / 9.0;
+            }
+        }
+        for (a, b) in h.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "{h:?} vs {want:?}");
+        }
+        // A window outside the grid holds nothing.
+        assert!(!ig.add_window((100.0, 120.0), (0.0, 5.0), 1.0, &mut h));
+    }
+
+    /// Two synthetic textures (vertical and horizontal stripes): a half-and-half image is
+    /// segmented along its boundary.
+    #[test]
+    fn segments_two_stripe_textures() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let images: Vec<_> = (0..6)
+            .map(|i| stripes(24, 24, i % 2 == 1, &mut rng))
+            .collect();
+        let bank = TextureBank {
+            images,
+            labels: (0..6).map(|i| i % 2).collect(),
+            num_classes: 2,
+        };
+        let cfg = tiny_config();
+        let mut seg = TextonSegmenter::fit(&bank, &cfg, 0).unwrap();
+        let (a, b) = (
+            stripes(32, 16, false, &mut rng),
+            stripes(32, 16, true, &mut rng),
+        );
+        let img = ndarray::concatenate(Axis(1), &[a.view(), b.view()]).unwrap();
+        let pred = seg.segment(img.view()).unwrap();
+        assert_eq!(pred.dim(), (32, 32));
+        let correct = pred
+            .indexed_iter()
+            .filter(|&((_, x), &p)| p as usize == usize::from(x >= 16))
+            .count();
+        assert!(
+            correct as f32 / 1024.0 > 0.8,
+            "accuracy {}",
+            correct as f32 / 1024.0
+        );
+        // Keeping one class paints the whole image with it.
+        let one = TextonSegConfig {
+            keep_classes: Some(1),
+            ..cfg.clone()
+        };
+        let mut seg1 = TextonSegmenter::fit(&bank, &one, 0).unwrap();
+        let p1 = seg1.segment(img.view()).unwrap();
+        assert!(p1.iter().all(|&p| p == p1[[0, 0]]));
+    }
+
+    #[test]
+    fn bad_settings_and_inputs_are_errors() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let bank = TextureBank {
+            images: vec![stripes(24, 24, true, &mut rng)],
+            labels: vec![0],
+            num_classes: 1,
+        };
+        for cfg in [
+            TextonSegConfig {
+                window: 0,
+                ..tiny_config()
+            },
+            TextonSegConfig {
+                neighbours: 0,
+                ..tiny_config()
+            },
+            TextonSegConfig {
+                keep_classes: Some(0),
+                ..tiny_config()
+            },
+        ] {
+            assert!(matches!(
+                TextonSegmenter::fit(&bank, &cfg, 0),
+                Err(VisionError::InvalidParameter { .. })
+            ));
+        }
+        // Every image of a class smaller than the window.
+        let big = TextonSegConfig {
+            window: 30,
+            ..tiny_config()
+        };
+        assert!(TextonSegmenter::fit(&bank, &big, 0).is_err());
+        let mut seg = TextonSegmenter::fit(&bank, &tiny_config(), 0).unwrap();
+        assert!(seg.segment(Array2::<f32>::zeros((2, 2)).view()).is_err());
+    }
+}

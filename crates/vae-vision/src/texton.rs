@@ -572,6 +572,28 @@ impl TextonModel {
         }
     }
 
+    /// The standardised image's pyramid (levels at least one patch wide); an image smaller
+    /// than one patch is [`VisionError::Empty`] for `op`.
+    fn levels(&self, op: &'static str, image: ArrayView2<f32>) -> Result<Vec<Array2<f32>>> {
+        let levels = pyramid(
+            standardize_image(image).view(),
+            self.cfg.levels,
+            self.cfg.patch,
+        );
+        if levels.is_empty() {
+            return Err(VisionError::Empty {
+                op,
+                what: format!(
+                    "image {:?} is smaller than one {}×{} patch",
+                    image.dim(),
+                    self.cfg.patch,
+                    self.cfg.patch
+                ),
+            });
+        }
+        Ok(levels)
+    }
+
     /// Length of a descriptor: `levels × textons`.
     pub fn descriptor_len(&self) -> usize {
         self.cfg.levels * self.cfg.textons
@@ -581,23 +603,7 @@ impl TextonModel {
     /// nearest textons of every patch on the `stride` grid, normalised to sum 1 / (number
     /// of levels present); levels the image is too small for stay zero.
     pub fn describe(&mut self, image: ArrayView2<f32>) -> Result<Vec<f32>> {
-        const OP: &str = "TextonModel::describe";
-        let levels = pyramid(
-            standardize_image(image).view(),
-            self.cfg.levels,
-            self.cfg.patch,
-        );
-        if levels.is_empty() {
-            return Err(VisionError::Empty {
-                op: OP,
-                what: format!(
-                    "image {:?} is smaller than one {}×{} patch",
-                    image.dim(),
-                    self.cfg.patch,
-                    self.cfg.patch
-                ),
-            });
-        }
+        let levels = self.levels("TextonModel::describe", image)?;
         let k = self.cfg.textons;
         let mut hist = vec![0f32; self.descriptor_len()];
         let share = 1.0 / levels.len() as f32;
@@ -630,18 +636,7 @@ impl TextonModel {
     /// # Errors
     /// [`VisionError::Empty`] when the image is smaller than one patch; encoder failures.
     pub fn texton_maps(&mut self, image: ArrayView2<f32>) -> Result<Vec<TextonMap>> {
-        const OP: &str = "TextonModel::texton_maps";
-        let levels = pyramid(
-            standardize_image(image).view(),
-            self.cfg.levels,
-            self.cfg.patch,
-        );
-        if levels.is_empty() {
-            return Err(VisionError::Empty {
-                op: OP,
-                what: format!("image {:?} is smaller than one patch", image.dim()),
-            });
-        }
+        let levels = self.levels("TextonModel::texton_maps", image)?;
         let mut out = Vec::with_capacity(levels.len());
         for (l, level) in levels.iter().enumerate() {
             let (h, w) = level.dim();

@@ -7,7 +7,7 @@
 //!
 //! The [`Layer`] contract: `forward` in [`Mode::Train`] caches what `backward` needs;
 //! `backward` takes dL/dy, returns dL/dx and **adds** into each [`Param::grad`]; parameters
-//! are visited by dotted name through [`Layer::visit_params`], which drives optimizers,
+//! are visited by dotted name through [`Parameterized::visit_params`], which drives optimizers,
 //! checkpoints and gradient norms.
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` only in `gemm` (the matrixmultiply call) and `layers::conv2d::direct` (AVX-512

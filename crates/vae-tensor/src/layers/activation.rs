@@ -2,7 +2,7 @@
 //!
 //! Every derivative here is a function of the output. The ReLUs need only its sign (which
 //! equals the input's sign when the slope is non-negative), so they cache one byte per
-//! element ([`Mask`](crate::par::Mask)); Sigmoid and Tanh cache the output. Forward and backward run over
+//! element ([`Mask`]); Sigmoid and Tanh cache the output. Forward and backward run over
 //! the rayon pool in fixed chunks ([`crate::par`]), element by element, so the result does
 //! not depend on the thread count.
 

@@ -32,7 +32,7 @@
 //! When `g` has one input channel, a 3×3 kernel, stride 1 and dilation 1 (conv 1→32 and
 //! conv-transpose 32→1 of the reference VAE) and the CPU has AVX-512, all four entry points
 //! run the [`direct`] kernels instead, one image at a time in the same groups: their gemms
-//! would have a dimension of 9. Otherwise (or with [`ConvScratch::set_im2col_only`] in
+//! would have a dimension of 9. Otherwise (or with `ConvScratch::set_im2col_only` in
 //! tests) they take the im2col + gemm path.
 //!
 //! # Implicit gemm and sub-pixel phases

@@ -36,8 +36,8 @@ use vae_core::{Checkpoint, Vae};
 use vae_data::bsds::{bsds_ids, load_bsds_image, BsdsImage};
 use vae_tensor::layer::Layer;
 use vae_vision::edges::{
-    classical_map, edge_map_multiscale, pr_plot, prepare_samples, pretrain_vae, train_edge_net,
-    EdgeModel, EdgeNet, EdgeNetConfig, EdgeTrainConfig, Method, VaePretrainConfig,
+    classical_map, edge_map_dihedral, pr_plot, prepare_samples, pretrain_vae, train_edge_net,
+    EdgeModel, EdgeNet, EdgeNetConfig, EdgeTrainConfig, Method, VaePretrainConfig, DIHEDRAL,
 };
 use vae_vision::metrics::{evaluate_image, summarize, BsdsConfig, BsdsReport};
 
@@ -128,6 +128,11 @@ struct Args {
     /// image scales are averaged before non-maximum suppression (e.g. `0.5,1,1.5`).
     #[arg(long, default_value = "1")]
     test_scales: String,
+    /// Test-time symmetries of the learned head: the maps of the first N of the eight
+    /// flips/turns of the image (identity, left-right, up-down, both, then transposed) are
+    /// averaged, each at every test scale (1 = none, 2 = with the mirror image, 8 = all).
+    #[arg(long, default_value_t = 1)]
+    test_flips: usize,
     /// Stop training after this many wall-clock minutes even before `--steps` (a safety
     /// net on a shared machine; a run cut short is not reproducible and says so in its
     /// checkpoint's info).
@@ -451,6 +456,12 @@ fn main() -> Result<()> {
 
     let cfg = BsdsConfig::default();
     let test_scales = floats(&a.test_scales, "--test-scales")?;
+    if !(1..=DIHEDRAL).contains(&a.test_flips) {
+        bail!(
+            "--test-flips {} must be between 1 and {DIHEDRAL}",
+            a.test_flips
+        );
+    }
     let mut outcomes = Vec::new();
     for &method in &methods {
         let map_dir = a.out.join(method.name());
@@ -465,10 +476,11 @@ fn main() -> Result<()> {
         if let (Method::Vae, Some(m)) = (method, model.as_mut()) {
             let pbn = bar(images.len(), "network");
             for (slot, im) in net_maps.iter_mut().zip(&images) {
-                *slot = Some(edge_map_multiscale(
+                *slot = Some(edge_map_dihedral(
                     &mut m.net,
                     im.image.view(),
                     &test_scales,
+                    a.test_flips,
                 )?);
                 pbn.inc(1);
             }
@@ -564,6 +576,7 @@ fn main() -> Result<()> {
             "thresholds": cfg.thresholds,
             "checkpoint": a.checkpoint.as_ref().map(|p| p.display().to_string()),
             "test_scales": test_scales,
+            "test_flips": a.test_flips,
             "methods": methods,
         });
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

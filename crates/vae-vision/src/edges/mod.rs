@@ -29,8 +29,9 @@ pub use loss::{balanced_bce, EdgeLoss};
 pub use net::{EdgeNet, EdgeNetConfig, OUTPUTS};
 pub use plot::pr_plot;
 pub use train::{
-    edge_map, edge_map_multiscale, predict, predict_multiscale, prepare_samples, pretrain_vae,
-    train_edge_net, EdgeModel, EdgeSample, EdgeStep, EdgeTrainConfig, VaePretrainConfig,
+    edge_map, edge_map_dihedral, edge_map_multiscale, predict, predict_dihedral,
+    predict_multiscale, prepare_samples, pretrain_vae, train_edge_net, EdgeModel, EdgeSample,
+    EdgeStep, EdgeTrainConfig, VaePretrainConfig, DIHEDRAL,
 };
 pub use upsample::Upsample;
 

@@ -202,6 +202,32 @@ fn augmented_training_of_the_stride8_network_and_multiscale_maps() {
     );
     assert!(predict_multiscale(&mut net, img, &[]).is_err());
     assert!(predict_multiscale(&mut net, img, &[0.0]).is_err());
+    // Dihedral test-time augmentation: 1 view is the multi-scale map; 2 views average it
+    // with the left-right mirror's map mirrored back; 8 views of a non-square image keep
+    // its shape (the transposed views are turned back), and the count is checked.
+    assert_eq!(
+        predict_dihedral(&mut net, img, &[1.0], 1).unwrap(),
+        predict(&mut net, img).unwrap()
+    );
+    let mut mirrored = img;
+    mirrored.invert_axis(ndarray::Axis(2));
+    let mut back = predict(&mut net, mirrored.as_standard_layout().view()).unwrap();
+    back.invert_axis(ndarray::Axis(1));
+    let want = (predict(&mut net, img).unwrap() + &back) / 2.0;
+    let got = predict_dihedral(&mut net, img, &[1.0], 2).unwrap();
+    assert!(
+        got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "two-view average differs"
+    );
+    let all8 = predict_dihedral(&mut net, img, &[1.0], 8).unwrap();
+    assert_eq!(all8.dim(), (24, 28));
+    assert!(all8[[12, col]] > all8[[12, 24]]);
+    assert_eq!(
+        edge_map_dihedral(&mut net, img, &[1.0], 4).unwrap().dim(),
+        (24, 28)
+    );
+    assert!(predict_dihedral(&mut net, img, &[1.0], 0).is_err());
+    assert!(predict_dihedral(&mut net, img, &[1.0], 9).is_err());
     // A time limit that has already passed stops training after its first step.
     let limited = EdgeTrainConfig {
         time_limit_s: Some(0.0),

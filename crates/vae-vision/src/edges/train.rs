@@ -395,6 +395,75 @@ pub fn predict_multiscale(
     Ok(sum / scales.len() as f32)
 }
 
+/// How many of the eight symmetries of the square [`predict_dihedral`] averages over, in
+/// this order: identity, left-right flip, up-down flip, both flips (a 180° turn), then the
+/// same four after a transposition (90° turns and the diagonal reflections).
+pub const DIHEDRAL: usize = 8;
+
+/// [`predict_multiscale`] averaged over the first `flips` symmetries of the square (test
+/// time augmentation; see [`DIHEDRAL`] for the order): each transformed image is predicted
+/// at every scale, the map is transformed back, and all `flips × scales.len()` maps are
+/// averaged. The head is trained with flips and transpositions (`EdgeTrainConfig::transpose`),
+/// so every one of these views is one it has learned. `flips = 1` is
+/// [`predict_multiscale`].
+///
+/// # Errors
+/// [`VisionError::InvalidParameter`] unless `1 <= flips <= 8`; as [`predict_multiscale`].
+pub fn predict_dihedral(
+    net: &mut EdgeNet,
+    rgb: ndarray::ArrayView3<f32>,
+    scales: &[f32],
+    flips: usize,
+) -> Result<Array2<f32>> {
+    if !(1..=DIHEDRAL).contains(&flips) {
+        return Err(VisionError::param(
+            "predict_dihedral",
+            "flips",
+            flips,
+            format!("must be between 1 and {DIHEDRAL}"),
+        ));
+    }
+    let (_, h, w) = rgb.dim();
+    let mut sum = Array2::<f32>::zeros((h, w));
+    for k in 0..flips {
+        let (lr, ud, tr) = (k & 1 == 1, k & 2 == 2, k & 4 == 4);
+        let mut v = rgb;
+        if lr {
+            v.invert_axis(Axis(2));
+        }
+        if ud {
+            v.invert_axis(Axis(1));
+        }
+        let view = if tr { v.permuted_axes([0, 2, 1]) } else { v };
+        let image = view.as_standard_layout();
+        let p = predict_multiscale(net, image.view(), scales)?;
+        // Undo in reverse order: transpose first, then the flips.
+        let mut back = if tr { p.reversed_axes() } else { p };
+        if ud {
+            back.invert_axis(Axis(0));
+        }
+        if lr {
+            back.invert_axis(Axis(1));
+        }
+        sum += &back;
+    }
+    Ok(sum / flips as f32)
+}
+
+/// [`predict_dihedral`] followed by the same non-maximum suppression as [`edge_map`].
+///
+/// # Errors
+/// As [`predict_dihedral`].
+pub fn edge_map_dihedral(
+    net: &mut EdgeNet,
+    rgb: ndarray::ArrayView3<f32>,
+    scales: &[f32],
+    flips: usize,
+) -> Result<Array2<f32>> {
+    let p = predict_dihedral(net, rgb, scales, flips)?;
+    edge_nms(p.view(), 2.0, 1, 1.01)
+}
+
 /// [`predict`] followed by non-maximum suppression along the map's own normals
 /// ([`edge_nms`] with sigma 2, radius 1, multiplier 1.01, as the structured-edge toolbox
 /// does before its benchmark): the map the benchmark scores.

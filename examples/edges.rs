@@ -35,6 +35,7 @@ use vae_core::checkpoint::collect_weights;
 use vae_core::{Checkpoint, Vae};
 use vae_data::bsds::{bsds_ids, load_bsds_image, BsdsImage};
 use vae_tensor::layer::Layer;
+use vae_vision::classical::suppress_border;
 use vae_vision::edges::{
     classical_map, edge_map_dihedral, pr_plot, prepare_samples, pretrain_vae, train_edge_net,
     EdgeModel, EdgeNet, EdgeNetConfig, EdgeTrainConfig, Method, VaePretrainConfig, DIHEDRAL,
@@ -133,6 +134,11 @@ struct Args {
     /// averaged, each at every test scale (1 = none, 2 = with the mirror image, 8 = all).
     #[arg(long, default_value_t = 1)]
     test_flips: usize,
+    /// After the learned head's non-maximum suppression, fade its map linearly to 0 over
+    /// this many pixels at the image border (`edgesNms`'s `s`: 5 in the structured-edge
+    /// toolbox and the HED/RCF evaluation scripts; 0 = off, the earlier runs' setting).
+    #[arg(long, default_value_t = 0)]
+    nms_border: usize,
     /// Stop training after this many wall-clock minutes even before `--steps` (a safety
     /// net on a shared machine; a run cut short is not reproducible and says so in its
     /// checkpoint's info).
@@ -476,12 +482,10 @@ fn main() -> Result<()> {
         if let (Method::Vae, Some(m)) = (method, model.as_mut()) {
             let pbn = bar(images.len(), "network");
             for (slot, im) in net_maps.iter_mut().zip(&images) {
-                *slot = Some(edge_map_dihedral(
-                    &mut m.net,
-                    im.image.view(),
-                    &test_scales,
-                    a.test_flips,
-                )?);
+                let mut map =
+                    edge_map_dihedral(&mut m.net, im.image.view(), &test_scales, a.test_flips)?;
+                suppress_border(&mut map, a.nms_border);
+                *slot = Some(map);
                 pbn.inc(1);
             }
             pbn.finish_and_clear();
@@ -577,6 +581,7 @@ fn main() -> Result<()> {
             "checkpoint": a.checkpoint.as_ref().map(|p| p.display().to_string()),
             "test_scales": test_scales,
             "test_flips": a.test_flips,
+            "nms_border": a.nms_border,
             "methods": methods,
         });
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

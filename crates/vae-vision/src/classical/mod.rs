@@ -17,7 +17,7 @@ pub use gradient::{
     prewitt, prewitt_gradients, roberts, roberts_gradients, sobel, sobel_gradients, Gradients,
 };
 pub use lbp::{lbp_multiscale_histogram, lbp_riu2, lbp_riu2_histogram, riu2_code, LbpConfig};
-pub use nms::{edge_nms, edge_orientation};
+pub use nms::{edge_nms, edge_orientation, suppress_border};
 pub use thin::{thin, thin_naive};
 
 /// Converts an RGB image `[3, h, w]` (any range) to grey with ITU-R BT.601 luma weights

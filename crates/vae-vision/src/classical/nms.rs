@@ -144,6 +144,41 @@ pub fn edge_nms(
     Ok(out)
 }
 
+/// Fades a thinned edge map towards the image border, as the structured-edge toolbox's
+/// `edgesNms` does after suppression (its `s` argument, 5 in the toolbox and in the HED /
+/// RCF evaluation scripts): the pixels at distance `d < s` from the nearest of the four
+/// borders (row or column index `d` counted from that border) are multiplied by `d / s`, so
+/// the outermost ring becomes 0. Responses there are mostly padding artefacts, and the
+/// human boundary maps rarely mark the frame. `s` is clamped to half of each side;
+/// `s = 0` leaves the map unchanged.
+///
+/// ```
+/// use ndarray::Array2;
+/// let mut e = Array2::<f32>::ones((12, 20));
+/// vae_vision::classical::suppress_border(&mut e, 5);
+/// assert_eq!(e[[0, 10]], 0.0); // the frame itself
+/// assert_eq!(e[[2, 10]], 0.4); // two pixels in: 2 / 5
+/// assert_eq!(e[[6, 1]], 0.2);
+/// assert_eq!(e[[6, 10]], 1.0); // the interior is untouched
+/// let mut small = Array2::<f32>::ones((4, 4));
+/// vae_vision::classical::suppress_border(&mut small, 5); // s clamps to 2
+/// assert_eq!(small[[1, 1]], 0.25);
+/// ```
+pub fn suppress_border(map: &mut Array2<f32>, s: usize) {
+    let (h, w) = map.dim();
+    let (sy, sx) = (s.min(h / 2), s.min(w / 2));
+    for d in 0..sy {
+        let f = d as f32 / sy as f32;
+        map.row_mut(d).mapv_inplace(|v| v * f);
+        map.row_mut(h - 1 - d).mapv_inplace(|v| v * f);
+    }
+    for d in 0..sx {
+        let f = d as f32 / sx as f32;
+        map.column_mut(d).mapv_inplace(|v| v * f);
+        map.column_mut(w - 1 - d).mapv_inplace(|v| v * f);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

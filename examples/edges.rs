@@ -34,7 +34,7 @@ use serde_json::json;
 use vae_core::checkpoint::collect_weights;
 use vae_core::{Checkpoint, Vae};
 use vae_data::bsds::{bsds_ids, load_bsds_image, BsdsImage};
-use vae_tensor::layer::Layer;
+use vae_tensor::layer::{Layer, Parameterized};
 use vae_vision::classical::suppress_border;
 use vae_vision::edges::{
     classical_map, edge_map_dihedral, pr_plot, prepare_samples, pretrain_vae, train_edge_net,
@@ -144,6 +144,10 @@ struct Args {
     /// checkpoint's info).
     #[arg(long)]
     time_limit_min: Option<f64>,
+    /// Take only the first N steps of the `--steps` schedule (replays exactly a run that
+    /// `--time-limit-min` stopped after N steps: its checkpoint's `steps_done`).
+    #[arg(long)]
+    stop_after: Option<usize>,
     /// Start training from this saved head (network and VAE, its own configuration;
     /// `--deep`, `--dilations` and the VAE options are then ignored) instead of a new one:
     /// a second training run with a fresh learning-rate schedule.
@@ -353,6 +357,7 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         },
         transpose: a.rotate,
         time_limit_s: a.time_limit_min.map(|m| m * 60.0),
+        stop_after: a.stop_after,
     };
     println!("{} on {:?}", net.describe(), tcfg);
     let pb = bar(a.steps, "train");
@@ -378,7 +383,7 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         }
     })?;
     pb.finish_and_clear();
-    if history.len() < a.steps {
+    if history.len() < a.steps.min(a.stop_after.unwrap_or(usize::MAX)) {
         println!(
             "time limit reached: stopped after {} of {} steps",
             history.len(),
@@ -391,8 +396,14 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         t0.elapsed().as_secs_f64(),
         cpu_seconds() - c0
     );
+    let fingerprint = weights_fingerprint(&mut net);
+    println!(
+        "weights fingerprint {fingerprint:016x} after {} steps",
+        history.len()
+    );
     let losses: Vec<f64> = history.iter().map(|h| h.loss).collect();
     let info = json!({
+        "weights_fingerprint": format!("{fingerprint:016x}"),
         "train_dir": dir.display().to_string(),
         "train_images": images.len(),
         "eta": a.eta,
@@ -400,7 +411,8 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         "deep_supervision": tcfg.deep_supervision, "balanced": tcfg.balanced,
         "deep": net.config().deep, "scale_aug": tcfg.scale_range, "rotate": a.rotate,
         "init": a.init.as_ref().map(|p| p.display().to_string()),
-        "steps_done": history.len(), "stopped_by_time_limit": history.len() < a.steps,
+        "steps_done": history.len(), "stop_after": a.stop_after,
+        "stopped_by_time_limit": history.len() < a.steps.min(a.stop_after.unwrap_or(usize::MAX)),
         "vae_epochs": a.vae_epochs, "vae_patches": a.vae_patches, "vae_loss": vae_loss,
         "vae_wall_s": vae_s, "vae_cpu_s": vae_cpu,
         "head_wall_s": head_s, "head_cpu_s": head_cpu,
@@ -415,6 +427,18 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
     model.save(path)?;
     println!("saved the head and the VAE to {}", path.display());
     Ok(model)
+}
+
+/// FNV-1a over the bits of every weight of the head, in parameter order: two runs that
+/// trained identically print the same value (the replay check for `--stop-after`).
+fn weights_fingerprint(net: &mut EdgeNet) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    net.visit_params("", &mut |_, p| {
+        for v in p.value.iter() {
+            h = (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
+        }
+    });
+    h
 }
 
 struct Outcome {
@@ -439,11 +463,12 @@ fn main() -> Result<()> {
         model = Some(if a.train || !path.exists() {
             train_head(&a, &data, path)?
         } else {
-            let m = EdgeModel::load(path)
+            let mut m = EdgeModel::load(path)
                 .with_context(|| format!("loading the edge head from {}", path.display()))?;
             println!(
-                "loaded the edge head from {} (trained with {})",
+                "loaded the edge head from {} (weights fingerprint {:016x}; trained with {})",
                 path.display(),
+                weights_fingerprint(&mut m.net),
                 m.info
             );
             m

@@ -239,6 +239,17 @@ fn augmented_training_of_the_stride8_network_and_multiscale_maps() {
             .len(),
         1
     );
+    // stop_after replays the first N steps of the schedule and stops.
+    let first3 = EdgeTrainConfig {
+        stop_after: Some(3),
+        ..cfg.clone()
+    };
+    assert_eq!(
+        train_edge_net(&mut net, &samples, &first3, |_| {})
+            .unwrap()
+            .len(),
+        3
+    );
     // A crop that is not a multiple of 8, or a bad scale range, is an error.
     for bad in [
         EdgeTrainConfig {

@@ -88,6 +88,10 @@ pub struct EdgeTrainConfig {
     /// still the one for `steps`, and a run cut short this way depends on the machine's
     /// load, so it is not reproducible). `None`: always run every step.
     pub time_limit_s: Option<f64>,
+    /// Take only the first N steps of the `steps`-step schedule, then stop: replays
+    /// exactly a run that `time_limit_s` cut short after N steps (same seed, same crops,
+    /// same learning rates). `None`: every step.
+    pub stop_after: Option<usize>,
 }
 
 impl Default for EdgeTrainConfig {
@@ -104,6 +108,7 @@ impl Default for EdgeTrainConfig {
             scale_range: (1.0, 1.0),
             transpose: false,
             time_limit_s: None,
+            stop_after: None,
         }
     }
 }
@@ -211,7 +216,7 @@ pub struct EdgeStep {
 }
 
 /// Trains `net` with Adam on random crops of `data`. Returns one record per step taken
-/// (fewer than `cfg.steps` only when `cfg.time_limit_s` ran out).
+/// (fewer than `cfg.steps` only when `cfg.time_limit_s` ran out or `cfg.stop_after` is set).
 ///
 /// # Errors
 /// [`VisionError::Empty`] without samples; [`VisionError::InvalidParameter`] for a zero
@@ -306,6 +311,7 @@ pub fn train_edge_net(
         if cfg
             .time_limit_s
             .is_some_and(|t| start.elapsed().as_secs_f64() >= t)
+            || cfg.stop_after.is_some_and(|n| step + 1 >= n)
         {
             break;
         }

@@ -5,14 +5,19 @@
 //! cargo run --release --example segment -- --task mosaic --data ../shared/data --out out/seg
 //! cargo run --release --example segment -- --task mosaic --method textons \
 //!     --data ../shared/data --out out/seg --mirror-refs --refs 400 --neighbours 5
+//! cargo run --release --example segment -- --task mosaic --method textons-regions \
+//!     --data ../shared/data --out out/seg --mirror-refs --refs 400 --neighbours 5
 //! ```
 //!
 //! `digits`: 64×64 scenes of 1–4 MNIST digits (train scenes from MNIST train, test scenes
 //! from MNIST test), 11 classes. `mosaic`: 256×256 KTH-TIPS grey mosaics of five textures
 //! (quadrants + disc, and Voronoi), test mosaics from source images never seen in training.
 //! `--method textons` (mosaics only) replaces the heads by the texton segmenter
-//! (`vae_vision::segmentation::textons`); `--holdout N` tunes it on mosaics cut from N
-//! held-out training images per class instead of the test images.
+//! (`vae_vision::segmentation::textons`); `--method textons-regions` groups each mosaic's
+//! points into `--regions` segments without labels and classifies each segment as a whole
+//! (`vae_vision::segmentation::textons::regions`); `--holdout N` tunes either on mosaics cut
+//! from N held-out training images per class instead of the test images, and `--sweep`
+//! scores further region settings on the same fit.
 //! Writes `<task>_<head>.png` panels (input | truth | prediction), prints the metrics and
 //! writes them as JSON.
 
@@ -23,7 +28,8 @@ use clap::Parser;
 use serde_json::json;
 use vae_vision::segmentation::overlay::save_overlay_panel;
 use vae_vision::segmentation::{
-    run_digits, run_mosaic, run_mosaic_textons, ClassWeighting, TaskConfig, TextonSegConfig,
+    run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, RegionConfig, SegmentScoring,
+    TaskConfig, TextonSegConfig,
 };
 
 /// Segmentation on digit scenes or texture mosaics.
@@ -80,8 +86,9 @@ struct Args {
     /// Skip the from-scratch ablation.
     #[arg(long)]
     no_ablation: bool,
-    /// Mosaic method: `head` (the trained heads) or `textons` (windowed VAE-texton
-    /// histograms, chi-square nearest neighbour; no head training).
+    /// Mosaic method: `head` (the trained heads), `textons` (windowed VAE-texton
+    /// histograms, chi-square nearest neighbour; no head training) or `textons-regions`
+    /// (k-means grouping of each mosaic's window histograms, each group classified whole).
     #[arg(long, default_value = "head")]
     method: String,
     /// Textons: window side in pixels.
@@ -113,6 +120,61 @@ struct Args {
     /// score on mosaics cut from them (the test images are not used).
     #[arg(long)]
     holdout: Option<usize>,
+    /// Regions: k-means segments per mosaic (the benchmark's mosaics have five regions).
+    #[arg(long, default_value_t = 5)]
+    regions: usize,
+    /// Regions: k-means restarts.
+    #[arg(long, default_value_t = 8)]
+    restarts: usize,
+    /// Regions: weight of the point position in the clustering.
+    #[arg(long, default_value_t = 0.0)]
+    spatial: f32,
+    /// Regions: passes of the 3x3 majority filter over the segment labels.
+    #[arg(long, default_value_t = 2)]
+    majority: usize,
+    /// Regions: pool over points whose neighbours within this radius share the segment.
+    #[arg(long, default_value_t = 1)]
+    interior: usize,
+    /// Regions: segment scoring, `images`, `references` or `points`.
+    #[arg(long, default_value = "images")]
+    scoring: String,
+    /// Regions: nearest models per class for `images` / `references` scoring.
+    #[arg(long, default_value_t = 1)]
+    region_neighbours: usize,
+    /// Regions: give the segments pairwise different classes (`true` or `false`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    distinct: bool,
+    /// Regions: pyramid-level shifts tolerated when matching a segment to a model.
+    #[arg(long, default_value_t = 0)]
+    scale_shifts: usize,
+    /// Regions: further settings scored on the same fit, `;`-separated, each a
+    /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts).
+    #[arg(long)]
+    sweep: Option<String>,
+}
+
+/// `base` with the `key=value` overrides of one `--sweep` entry.
+fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
+    let mut rc = base.clone();
+    for kv in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("sweep entry {kv:?} is not key=value"))?;
+        match k {
+            "regions" => rc.regions = v.parse()?,
+            "restarts" => rc.restarts = v.parse()?,
+            "spatial" => rc.spatial_weight = v.parse()?,
+            "majority" => rc.smooth_iters = v.parse()?,
+            "interior" => rc.interior = v.parse()?,
+            "scoring" => rc.scoring = SegmentScoring::parse(v)?,
+            "neighbours" => rc.neighbours = v.parse()?,
+            "distinct" => rc.distinct = v.parse()?,
+            "shifts" => rc.scale_shifts = v.parse()?,
+            _ => bail!("unknown sweep key {k:?}"),
+        }
+    }
+    Ok(rc)
 }
 
 fn main() -> Result<()> {
@@ -145,9 +207,31 @@ fn main() -> Result<()> {
     let start = std::time::Instant::now();
     let textons = match a.method.as_str() {
         "head" => false,
-        "textons" if !digits => true,
-        "textons" => bail!("--method textons is only for --task mosaic"),
-        m => bail!("unknown method {m:?} (expected head or textons)"),
+        "textons" | "textons-regions" if !digits => true,
+        "textons" | "textons-regions" => bail!("--method {} is only for --task mosaic", a.method),
+        m => bail!("unknown method {m:?} (expected head, textons or textons-regions)"),
+    };
+    let region_cfg = RegionConfig {
+        regions: a.regions,
+        restarts: a.restarts,
+        iters: 50,
+        spatial_weight: a.spatial,
+        smooth_iters: a.majority,
+        interior: a.interior,
+        scoring: SegmentScoring::parse(&a.scoring)?,
+        neighbours: a.region_neighbours,
+        distinct: a.distinct,
+        scale_shifts: a.scale_shifts,
+        seed: a.seed,
+    };
+    let regions = a.method == "textons-regions";
+    let sweep: Vec<RegionConfig> = match (&a.sweep, regions) {
+        (None, _) => Vec::new(),
+        (Some(s), true) => s
+            .split(';')
+            .map(|spec| region_variant(&region_cfg, spec))
+            .collect::<Result<_>>()?,
+        (Some(_), false) => bail!("--sweep needs --method textons-regions"),
     };
     let tcfg = TextonSegConfig {
         texton: vae_vision::texton::TextonConfig {
@@ -161,6 +245,7 @@ fn main() -> Result<()> {
         keep_classes: (a.keep_classes > 0).then_some(a.keep_classes),
         mirror_refs: a.mirror_refs,
         neighbours: a.neighbours,
+        regions: regions.then(|| region_cfg.clone()),
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -170,13 +255,14 @@ fn main() -> Result<()> {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "textures/kth-tips-grey")
             .context("KTH-TIPS grey for the mosaics")?;
         if textons {
-            run_mosaic_textons(
+            run_mosaic_textons_sweep(
                 &dir,
                 a.size.unwrap_or(256),
                 a.train_per_class,
                 a.test,
                 a.seed,
                 &tcfg,
+                &sweep,
                 a.holdout,
                 &mut log,
             )?
@@ -259,6 +345,19 @@ fn main() -> Result<()> {
                 "texton_epochs": tcfg.texton.epochs, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds,
             });
+            if let Some(rc) = &tcfg.regions {
+                let desc = |rc: &RegionConfig| {
+                    json!({
+                        "regions": rc.regions, "restarts": rc.restarts, "iters": rc.iters,
+                        "spatial_weight": rc.spatial_weight, "majority_passes": rc.smooth_iters,
+                        "interior": rc.interior, "scoring": rc.scoring.name(),
+                        "neighbours": rc.neighbours, "distinct": rc.distinct,
+                        "scale_shifts": rc.scale_shifts, "seed": rc.seed,
+                    })
+                };
+                j["regions"] = desc(rc);
+                j["sweep"] = json!(sweep.iter().map(desc).collect::<Vec<_>>());
+            }
         }
         std::fs::write(path, serde_json::to_string_pretty(&j)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -116,6 +116,12 @@ struct Args {
     /// Textons: patch-VAE epochs.
     #[arg(long, default_value_t = 10)]
     texton_epochs: usize,
+    /// Textons: codebook size (textons).
+    #[arg(long, default_value_t = 64)]
+    textons: usize,
+    /// Textons: pyramid levels.
+    #[arg(long, default_value_t = 3)]
+    levels: usize,
     /// Textons: tune instead of test — hold out this many training images per class and
     /// score on mosaics cut from them (the test images are not used).
     #[arg(long)]
@@ -147,9 +153,21 @@ struct Args {
     /// Regions: pyramid-level shifts tolerated when matching a segment to a model.
     #[arg(long, default_value_t = 0)]
     scale_shifts: usize,
+    /// Regions: boundary refinement window in pixels (0: off).
+    #[arg(long, default_value_t = 0)]
+    refine_window: usize,
+    /// Regions: radius in grid points of the refined boundary band.
+    #[arg(long, default_value_t = 1)]
+    refine_radius: usize,
+    /// Regions: shift border windows inside the mosaic (`true` or `false`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    inside_windows: bool,
+    /// Regions: also classify the true regions (the segment classifier alone).
+    #[arg(long)]
+    oracle: bool,
     /// Regions: further settings scored on the same fit, `;`-separated, each a
     /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
-    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts).
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside).
     #[arg(long)]
     sweep: Option<String>,
 }
@@ -171,6 +189,9 @@ fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
             "neighbours" => rc.neighbours = v.parse()?,
             "distinct" => rc.distinct = v.parse()?,
             "shifts" => rc.scale_shifts = v.parse()?,
+            "refine" => rc.refine_window = v.parse()?,
+            "refine_radius" => rc.refine_radius = v.parse()?,
+            "inside" => rc.inside_windows = v.parse()?,
             _ => bail!("unknown sweep key {k:?}"),
         }
     }
@@ -222,6 +243,9 @@ fn main() -> Result<()> {
         neighbours: a.region_neighbours,
         distinct: a.distinct,
         scale_shifts: a.scale_shifts,
+        refine_window: a.refine_window,
+        refine_radius: a.refine_radius,
+        inside_windows: a.inside_windows,
         seed: a.seed,
     };
     let regions = a.method == "textons-regions";
@@ -236,6 +260,8 @@ fn main() -> Result<()> {
     let tcfg = TextonSegConfig {
         texton: vae_vision::texton::TextonConfig {
             epochs: a.texton_epochs,
+            textons: a.textons,
+            levels: a.levels,
             ..Default::default()
         },
         window: a.window,
@@ -263,6 +289,7 @@ fn main() -> Result<()> {
                 a.seed,
                 &tcfg,
                 &sweep,
+                a.oracle,
                 a.holdout,
                 &mut log,
             )?
@@ -342,7 +369,8 @@ fn main() -> Result<()> {
             j["textons"] = json!({
                 "window": tcfg.window, "step": tcfg.step, "refs_per_class": tcfg.refs_per_class,
                 "smooth": tcfg.smooth, "keep_classes": tcfg.keep_classes, "mirror_refs": tcfg.mirror_refs, "neighbours": tcfg.neighbours,
-                "texton_epochs": tcfg.texton.epochs, "holdout_per_class": a.holdout,
+                "texton_epochs": tcfg.texton.epochs, "textons": tcfg.texton.textons,
+                "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds,
             });
             if let Some(rc) = &tcfg.regions {
@@ -352,7 +380,9 @@ fn main() -> Result<()> {
                         "spatial_weight": rc.spatial_weight, "majority_passes": rc.smooth_iters,
                         "interior": rc.interior, "scoring": rc.scoring.name(),
                         "neighbours": rc.neighbours, "distinct": rc.distinct,
-                        "scale_shifts": rc.scale_shifts, "seed": rc.seed,
+                        "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
+                    "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
+                    "seed": rc.seed,
                     })
                 };
                 j["regions"] = desc(rc);

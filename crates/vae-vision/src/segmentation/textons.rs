@@ -545,6 +545,7 @@ pub fn run_mosaic_textons(
         seed,
         cfg,
         &[],
+        false,
         holdout_per_class,
         log,
     )
@@ -553,10 +554,14 @@ pub fn run_mosaic_textons(
 /// [`run_mosaic_textons`] with region settings `cfg.regions`, plus further region
 /// settings `sweep` scored on the same fitted segmenter and mosaics (heads
 /// `textons-regions`, then `sweep-1`, `sweep-2`, …): for tuning several settings at the
-/// cost of one fit. An empty `sweep` is exactly [`run_mosaic_textons`].
+/// cost of one fit. With `oracle`, a last head `oracle-regions` classifies the *true*
+/// regions of each mosaic with `cfg.regions`' scoring
+/// ([`TextonSegmenter::segment_given_regions`]): the accuracy of the segment classifier
+/// alone, an upper bound for perfect grouping. An empty `sweep` without `oracle` is
+/// exactly [`run_mosaic_textons`].
 ///
 /// # Errors
-/// As [`run_mosaic_textons`]; a non-empty `sweep` without `cfg.regions` is
+/// As [`run_mosaic_textons`]; a non-empty `sweep` or `oracle` without `cfg.regions` is
 /// [`VisionError::InvalidParameter`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_mosaic_textons_sweep(
@@ -567,11 +572,12 @@ pub fn run_mosaic_textons_sweep(
     seed: u64,
     cfg: &TextonSegConfig,
     sweep: &[RegionConfig],
+    oracle: bool,
     holdout_per_class: Option<usize>,
     log: &mut dyn FnMut(&str),
 ) -> Result<TaskOutcome> {
     const OP: &str = "run_mosaic_textons";
-    if !sweep.is_empty() && cfg.regions.is_none() {
+    if (!sweep.is_empty() || oracle) && cfg.regions.is_none() {
         return Err(VisionError::param(
             OP,
             "sweep",
@@ -613,6 +619,7 @@ pub fn run_mosaic_textons_sweep(
     let names: Vec<String> = if cfg.regions.is_some() {
         std::iter::once("textons-regions".to_string())
             .chain((1..=sweep.len()).map(|i| format!("sweep-{i}")))
+            .chain(oracle.then(|| "oracle-regions".to_string()))
             .collect()
     } else {
         vec!["textons".to_string()]
@@ -632,6 +639,17 @@ pub fn run_mosaic_textons_sweep(
                 .zip(seg.segment_regions_multi(img, &settings)?)
             {
                 p.index_axis_mut(Axis(0), i).assign(&r.labels);
+            }
+            if oracle {
+                let st = cfg.step;
+                let truth = test.labels.index_axis(Axis(0), i);
+                let grid = Array2::from_shape_fn((h / st, w / st), |(y, x)| {
+                    truth[[y * st + st / 2, x * st + st / 2]] as usize
+                });
+                let rc = settings[0].clone();
+                let r = seg.segment_given_regions(img, grid, test.num_classes, &rc)?;
+                let last = preds.len() - 1;
+                preds[last].index_axis_mut(Axis(0), i).assign(&r.labels);
             }
         }
     }

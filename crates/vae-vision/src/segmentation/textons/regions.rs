@@ -2,8 +2,7 @@
 //! classify each group as a whole.
 //!
 //! [`TextonSegmenter::segment_regions`] takes the window texton histograms of the point
-//! grid (as the window method does, but with the windows shifted inside the image at its
-//! border), clusters the points into [`RegionConfig::regions`]
+//! grid (as the window method does), clusters the points into [`RegionConfig::regions`]
 //! segments with seeded k-means on the square roots of the histograms (the Hellinger
 //! distance is the Euclidean distance between square-root histograms, so Lloyd's algorithm
 //! is exact for it), optionally with the point's position as extra coordinates, and makes
@@ -97,6 +96,17 @@ pub struct RegionConfig {
     /// have, rescaled to all levels), so a texture seen at half or double the scale of a
     /// model still matches it. 0: levels are compared as they are.
     pub scale_shifts: usize,
+    /// Boundary refinement: side in pixels of the smaller window (0: no refinement) whose
+    /// histogram re-assigns every grid point within [`RegionConfig::refine_radius`] of
+    /// another segment to the nearest (Hellinger) of the segments around it, each segment
+    /// represented by the mean small-window square-root histogram of its interior points.
+    pub refine_window: usize,
+    /// Boundary refinement: Chebyshev radius (grid points) of the band around segment
+    /// boundaries that is re-assigned, and of the neighbourhood whose segments compete.
+    pub refine_radius: usize,
+    /// Shift the windows of points near the image border inside the image (the window
+    /// method clips them instead, which leaves few cells in them).
+    pub inside_windows: bool,
     /// Seed of the k-means seeding.
     pub seed: u64,
 }
@@ -104,7 +114,8 @@ pub struct RegionConfig {
 impl Default for RegionConfig {
     /// Five segments, 8 restarts of at most 50 iterations, no spatial term, 2 majority
     /// passes, interior radius 1, image scoring with 1 nearest image, distinct classes, no
-    /// level shifts, seed 0.
+    /// level shifts, no boundary refinement (radius 1 when on), border windows clipped,
+    /// seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
@@ -117,6 +128,9 @@ impl Default for RegionConfig {
             neighbours: 1,
             distinct: true,
             scale_shifts: 0,
+            refine_window: 0,
+            refine_radius: 1,
+            inside_windows: false,
             seed: 0,
         }
     }
@@ -253,31 +267,111 @@ impl TextonSegmenter {
         };
         let side = self.cfg.window as f32;
         let d = nl * k;
-        let mut roots = vec![0f32; gh * gw * d];
-        // Windows are shifted inside the image at its border (a clipped window holds few
-        // cells and a noisy histogram, which k-means would make a segment of).
-        let inside = |c: f32, n: usize| {
-            if side >= n as f32 {
-                n as f32 / 2.0
-            } else {
-                c.clamp(side / 2.0, n as f32 - side / 2.0)
+        // Square-root window histograms of the points, windows clipped at the border
+        // (`false`) or shifted inside the image (`true`, [`RegionConfig::inside_windows`]).
+        let roots_for = |shift: bool| {
+            let inside = |c: f32, n: usize| {
+                if !shift {
+                    c
+                } else if side >= n as f32 {
+                    n as f32 / 2.0
+                } else {
+                    c.clamp(side / 2.0, n as f32 - side / 2.0)
+                }
+            };
+            let mut roots = vec![0f32; gh * gw * d];
+            for (p, row) in roots.chunks_mut(d).enumerate() {
+                let (i, j) = (p / gw, p % gw);
+                let hist = ig.window(
+                    inside((i as f32 + 0.5) * s as f32, h),
+                    inside((j as f32 + 0.5) * s as f32, w),
+                    side,
+                );
+                for (o, v) in row.iter_mut().zip(hist) {
+                    *o = v.sqrt();
+                }
             }
+            roots
         };
-        for (p, row) in roots.chunks_mut(d).enumerate() {
-            let (i, j) = (p / gw, p % gw);
-            let hist = ig.window(
-                inside((i as f32 + 0.5) * s as f32, h),
-                inside((j as f32 + 0.5) * s as f32, w),
-                side,
-            );
-            for (o, v) in row.iter_mut().zip(hist) {
-                *o = v.sqrt();
-            }
-        }
+        let roots: Vec<Option<Vec<f32>>> = [false, true]
+            .into_iter()
+            .map(|shift| {
+                settings
+                    .iter()
+                    .any(|rc| rc.inside_windows == shift)
+                    .then(|| roots_for(shift))
+            })
+            .collect();
         settings
             .iter()
-            .map(|rc| self.regions_of(&roots, &maps, point_scores.as_ref(), (h, w), rc))
+            .map(|rc| {
+                let r = roots[usize::from(rc.inside_windows)]
+                    .as_deref()
+                    .expect("computed for every flag in use");
+                self.regions_of(r, &maps, &ig, point_scores.as_ref(), (h, w), rc)
+            })
             .collect()
+    }
+
+    /// Classifies *given* segments of a grey image as
+    /// [`TextonSegmenter::segment_regions`] classifies its k-means segments (scoring,
+    /// distinct classes, refinement as `rc` says; `rc.regions`, the clustering and the
+    /// majority filter are not used): `segments` holds the segment (`0..nseg`) of every
+    /// grid point. With the true regions this measures the classification alone.
+    ///
+    /// # Errors
+    /// As [`TextonSegmenter::segment_regions`]; a segment grid of the wrong shape or with
+    /// a segment `≥ nseg`; `distinct` with more non-empty segments than classes.
+    pub fn segment_given_regions(
+        &mut self,
+        image: ArrayView2<f32>,
+        segments: Array2<usize>,
+        nseg: usize,
+        rc: &RegionConfig,
+    ) -> Result<RegionSegmentation> {
+        const OP: &str = "TextonSegmenter::segment_given_regions";
+        let rc_check = RegionConfig {
+            regions: 1,
+            ..rc.clone()
+        };
+        rc_check.validate(self.num_classes)?;
+        let (h, w) = image.dim();
+        let st = self.cfg.step;
+        if h < st || w < st {
+            return Err(VisionError::Empty {
+                op: OP,
+                what: format!("image {:?} is smaller than one grid step {st}", (h, w)),
+            });
+        }
+        let (gh, gw) = (h / st, w / st);
+        if segments.dim() != (gh, gw) {
+            return Err(VisionError::shape(OP, &[gh, gw], segments.shape()));
+        }
+        if let Some(&bad) = segments.iter().find(|&&g| g >= nseg) {
+            return Err(VisionError::param(OP, "segments", bad, "segment ≥ nseg"));
+        }
+        let mut used = vec![false; nseg];
+        segments.iter().for_each(|&g| used[g] = true);
+        let n_used = used.iter().filter(|&&u| u).count();
+        if rc.distinct && n_used > self.num_classes {
+            return Err(VisionError::param(
+                OP,
+                "segments",
+                n_used,
+                "distinct classes need at most as many segments as classes",
+            ));
+        }
+        if rc.scoring == SegmentScoring::Images && self.image_labels.is_empty() {
+            return Err(VisionError::Empty {
+                op: OP,
+                what: "image models (fit with region settings in TextonSegConfig::regions)".into(),
+            });
+        }
+        let maps = self.model.texton_maps(image)?;
+        let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
+        let ig = Integrals::new(&maps, k, nl);
+        let ps = (rc.scoring == SegmentScoring::Points).then(|| self.point_scores(&ig, gh, gw));
+        self.label_segments(segments, nseg, &maps, &ig, ps.as_ref(), (h, w), rc)
     }
 
     /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data.
@@ -285,6 +379,7 @@ impl TextonSegmenter {
         &self,
         roots: &[f32],
         maps: &[TextonMap],
+        ig: &Integrals,
         point_scores: Option<&Array3<f32>>,
         (h, w): (usize, usize),
         rc: &RegionConfig,
@@ -311,8 +406,26 @@ impl TextonSegmenter {
         let mut segments =
             Array2::from_shape_vec((gh, gw), assign).expect("one segment per grid point");
         majority_filter(&mut segments, rc.regions, rc.smooth_iters);
+        self.label_segments(segments, rc.regions, maps, ig, point_scores, (h, w), rc)
+    }
+
+    /// Scores and classifies the segments of a grid segmentation (`nseg` segments), refines
+    /// their boundaries and labels the pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn label_segments(
+        &self,
+        mut segments: Array2<usize>,
+        nseg: usize,
+        maps: &[TextonMap],
+        ig: &Integrals,
+        point_scores: Option<&Array3<f32>>,
+        (h, w): (usize, usize),
+        rc: &RegionConfig,
+    ) -> Result<RegionSegmentation> {
+        let s = self.cfg.step;
+        let (gh, gw) = (h / s, w / s);
+        let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let mask = interior_mask(&segments, rc.interior);
-        let nseg = rc.regions;
         let mut sizes = vec![0usize; nseg];
         let mut inner = vec![0usize; nseg];
         for (&g, &m) in segments.iter().zip(mask.iter()) {
@@ -388,6 +501,9 @@ impl TextonSegmenter {
                 })
                 .collect()
         };
+        if rc.refine_window > 0 {
+            refine_boundaries(ig, &mut segments, &mask, s, (h, w), nseg, rc);
+        }
         let labels = Array2::from_shape_fn((h, w), |(y, x)| {
             let g = segments[[(y / s).min(gh - 1), (x / s).min(gw - 1)]];
             classes[g].unwrap_or(0) as u8
@@ -399,6 +515,97 @@ impl TextonSegmenter {
             scores,
             classes,
         })
+    }
+}
+
+/// The boundary refinement of [`RegionConfig::refine_window`] (in place).
+fn refine_boundaries(
+    ig: &Integrals,
+    segments: &mut Array2<usize>,
+    interior: &Array2<bool>,
+    step: usize,
+    (h, w): (usize, usize),
+    nseg: usize,
+    rc: &RegionConfig,
+) {
+    let (gh, gw) = segments.dim();
+    let side = rc.refine_window as f32;
+    let inside = |c: f32, n: usize| {
+        if side >= n as f32 {
+            n as f32 / 2.0
+        } else {
+            c.clamp(side / 2.0, n as f32 - side / 2.0)
+        }
+    };
+    let small: Vec<Vec<f32>> = (0..gh * gw)
+        .map(|p| {
+            let (i, j) = (p / gw, p % gw);
+            ig.window(
+                inside((i as f32 + 0.5) * step as f32, h),
+                inside((j as f32 + 0.5) * step as f32, w),
+                side,
+            )
+            .into_iter()
+            .map(f32::sqrt)
+            .collect()
+        })
+        .collect();
+    let d = small.first().map_or(0, Vec::len);
+    // Prototypes: mean over a segment's interior points, or over all of its points when
+    // it has no interior point.
+    let mut sums = [vec![vec![0f32; d]; nseg], vec![vec![0f32; d]; nseg]];
+    let mut ns = [vec![0usize; nseg], vec![0usize; nseg]];
+    for (p, row) in small.iter().enumerate() {
+        let (i, j) = (p / gw, p % gw);
+        let g = segments[[i, j]];
+        for (which, used) in [interior[[i, j]], true].into_iter().enumerate() {
+            if used {
+                sums[which][g]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(a, &b)| *a += b);
+                ns[which][g] += 1;
+            }
+        }
+    }
+    let mut count = vec![0usize; nseg];
+    let mut proto = vec![vec![0f32; d]; nseg];
+    for g in 0..nseg {
+        let which = if ns[0][g] > 0 { 0 } else { 1 };
+        count[g] = ns[which][g];
+        if count[g] > 0 {
+            for (o, &v) in proto[g].iter_mut().zip(&sums[which][g]) {
+                *o = v / count[g] as f32;
+            }
+        }
+    }
+    let r = rc.refine_radius;
+    let old = segments.clone();
+    for i in 0..gh {
+        for j in 0..gw {
+            let mut cand = vec![false; nseg];
+            for ii in i.saturating_sub(r)..(i + r + 1).min(gh) {
+                for jj in j.saturating_sub(r)..(j + r + 1).min(gw) {
+                    cand[old[[ii, jj]]] = true;
+                }
+            }
+            if cand.iter().filter(|&&c| c).count() < 2 {
+                continue;
+            }
+            let q = &small[i * gw + j];
+            let mut best = (old[[i, j]], f32::INFINITY);
+            for g in (0..nseg).filter(|&g| cand[g] && count[g] > 0) {
+                let dist: f32 = q
+                    .iter()
+                    .zip(&proto[g])
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                if dist < best.1 {
+                    best = (g, dist);
+                }
+            }
+            segments[[i, j]] = best.0;
+        }
     }
 }
 
@@ -800,6 +1007,14 @@ mod tests {
                 ..base.clone()
             })
         })
+        .chain([RegionConfig {
+            spatial_weight: 0.5,
+            refine_window: 8,
+            refine_radius: 2,
+            inside_windows: true,
+            scale_shifts: 1,
+            ..base.clone()
+        }])
         .collect();
         let out = seg.segment_regions_multi(img.view(), &settings).unwrap();
         for (rc, r) in settings.iter().zip(&out) {
@@ -818,6 +1033,36 @@ mod tests {
         // `segment` follows the region settings of the config.
         let p = seg.segment(img.view()).unwrap();
         assert_eq!(p, out[0].labels);
+        // The true regions, given: every class right.
+        let grid = Array2::from_shape_fn((12, 12), |(i, j)| truth[[4 * i + 2, 4 * j + 2]] as usize);
+        let given = seg
+            .segment_given_regions(img.view(), grid.clone(), 3, &base)
+            .unwrap();
+        assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
+        assert_eq!(given.segments, grid);
+        assert!(accuracy(&given.labels, &truth) > 0.97);
+        // Given-region errors: wrong grid shape, a segment out of range.
+        assert!(matches!(
+            seg.segment_given_regions(img.view(), Array2::zeros((3, 3)), 3, &base),
+            Err(VisionError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            seg.segment_given_regions(img.view(), grid, 2, &base),
+            Err(VisionError::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn shifted_matching_finds_a_rescaled_model() {
+        // Two levels of 2 textons. The query's level 0 equals model A's level 1: with one
+        // shift A matches exactly; without, B (closer as is) wins.
+        let q = [0.5f32, 0.0, 0.0, 0.5];
+        let models = ndarray::arr2(&[[0.0f32, 0.5, 0.5, 0.0], [0.3, 0.2, 0.2, 0.3]]);
+        let plain = knn_scores(&q, &models, &[0, 1], 2, 1);
+        assert!(plain[1] > plain[0]);
+        let shifted = shifted_knn_scores(&q, &models, &[0, 1], (2, 1), (2, 2), 1);
+        assert_eq!(shifted[0], 0.0);
+        assert!(shifted[0] > shifted[1]);
     }
 
     #[test]

@@ -141,7 +141,7 @@ struct Args {
     /// Regions: pool over points whose neighbours within this radius share the segment.
     #[arg(long, default_value_t = 1)]
     interior: usize,
-    /// Regions: segment scoring, `images`, `references` or `points`.
+    /// Regions: segment scoring, `images`, `references`, `points` or `learned`.
     #[arg(long, default_value = "images")]
     scoring: String,
     /// Regions: nearest models per class for `images` / `references` scoring.

@@ -252,14 +252,18 @@ pub struct TextonSegmenter {
     ref_labels: Vec<usize>,
     image_models: Array2<f32>,
     image_labels: Vec<usize>,
+    /// Softmax regression on square-root histograms (region method only), behind a lock
+    /// because its forward pass needs `&mut`.
+    classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
     num_classes: usize,
 }
 
 impl TextonSegmenter {
     /// Fits the texton model on the images of `bank` (no labels) and cuts the labelled
     /// reference windows from them; with region settings also keeps every image's
-    /// whole-image histogram (and its mirror images' with `mirror_refs`). `seed` seeds
-    /// everything random.
+    /// whole-image histogram (and its mirror images' with `mirror_refs`) and trains a
+    /// softmax regression on the square roots of the references' and images' histograms
+    /// ([`SegmentScoring::Learned`]). `seed` seeds everything random.
     ///
     /// # Errors
     /// Bad settings, a class with no image at least `window` pixels on each side, texton
@@ -359,6 +363,26 @@ impl TextonSegmenter {
             .expect("one histogram per reference");
         let image_models = Array2::from_shape_vec((image_labels.len(), d), image_models)
             .expect("one histogram per image model");
+        // The learned segment classifier: softmax regression on the square roots of the
+        // reference windows' and the images' histograms (own seed, so the draws above are
+        // those of the window method).
+        let classifier = if with_images {
+            let x = ndarray::concatenate(Axis(0), &[refs.view(), image_models.view()])
+                .expect("same width")
+                .mapv(f32::sqrt);
+            let labels: Vec<usize> = ref_labels.iter().chain(&image_labels).copied().collect();
+            let mut crng = StdRng::seed_from_u64(seed ^ 0xc1a5_5e5d);
+            let clf = crate::classify::NeuralClassifier::fit(
+                x.view(),
+                &labels,
+                bank.num_classes,
+                &crate::classify::NeuralConfig::softmax_regression(),
+                &mut crng,
+            )?;
+            Some(std::sync::Mutex::new(clf))
+        } else {
+            None
+        };
         Ok(TextonSegmenter {
             cfg: cfg.clone(),
             model,
@@ -366,6 +390,7 @@ impl TextonSegmenter {
             ref_labels,
             image_models,
             image_labels,
+            classifier,
             num_classes: bank.num_classes,
         })
     }

@@ -34,15 +34,20 @@ pub enum SegmentScoring {
     /// The mean over the segment's points of the window method's per-point class scores
     /// ([`TextonSegmenter::class_scores`]).
     Points,
+    /// The log-probabilities of a softmax regression on square-root histograms, trained in
+    /// [`TextonSegmenter::fit`] on the reference windows and the training images, applied
+    /// to the pooled histogram.
+    Learned,
 }
 
 impl SegmentScoring {
-    /// The name used on the command line: `images`, `references` or `points`.
+    /// The name used on the command line: `images`, `references`, `points` or `learned`.
     pub fn name(self) -> &'static str {
         match self {
             SegmentScoring::Images => "images",
             SegmentScoring::References => "references",
             SegmentScoring::Points => "points",
+            SegmentScoring::Learned => "learned",
         }
     }
 
@@ -55,11 +60,12 @@ impl SegmentScoring {
             "images" => Ok(SegmentScoring::Images),
             "references" => Ok(SegmentScoring::References),
             "points" => Ok(SegmentScoring::Points),
+            "learned" => Ok(SegmentScoring::Learned),
             other => Err(VisionError::param(
                 "SegmentScoring::parse",
                 "scoring",
                 other,
-                "expected images, references or points",
+                "expected images, references, points or learned",
             )),
         }
     }
@@ -229,7 +235,9 @@ impl TextonSegmenter {
         const OP: &str = "TextonSegmenter::segment_regions";
         for rc in settings {
             rc.validate(self.num_classes)?;
-            if rc.scoring == SegmentScoring::Images && self.image_labels.is_empty() {
+            if matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
+                && self.image_labels.is_empty()
+            {
                 return Err(VisionError::Empty {
                     op: OP,
                     what: "image models (fit with region settings in TextonSegConfig::regions)"
@@ -361,7 +369,9 @@ impl TextonSegmenter {
                 "distinct classes need at most as many segments as classes",
             ));
         }
-        if rc.scoring == SegmentScoring::Images && self.image_labels.is_empty() {
+        if matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
+            && self.image_labels.is_empty()
+        {
             return Err(VisionError::Empty {
                 op: OP,
                 what: "image models (fit with region settings in TextonSegConfig::regions)".into(),
@@ -458,6 +468,28 @@ impl TextonSegmenter {
                         for c in 0..nc {
                             scores[[g, c]] = (sum[[g, c]] / n[g] as f64) as f32;
                         }
+                    }
+                }
+            }
+            SegmentScoring::Learned => {
+                let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
+                let x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
+                let logits = self
+                    .classifier
+                    .as_ref()
+                    .expect("checked before")
+                    .lock()
+                    .map_err(|_| VisionError::BadValue {
+                        op: "TextonSegmenter::segment_regions",
+                        what: "the classifier's lock is poisoned".into(),
+                    })?
+                    .logits(x.view())?;
+                for g in (0..nseg).filter(|&g| sizes[g] > 0) {
+                    let row = logits.row(g);
+                    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+                    for c in 0..nc {
+                        scores[[g, c]] = row[c] - lse;
                     }
                 }
             }
@@ -998,6 +1030,7 @@ mod tests {
             SegmentScoring::Images,
             SegmentScoring::References,
             SegmentScoring::Points,
+            SegmentScoring::Learned,
         ]
         .into_iter()
         .flat_map(|scoring| {

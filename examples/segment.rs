@@ -133,7 +133,7 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     restarts: usize,
     /// Regions: weight of the point position in the clustering.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 1.0)]
     spatial: f32,
     /// Regions: passes of the 3x3 majority filter over the segment labels.
     #[arg(long, default_value_t = 2)]
@@ -142,19 +142,19 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     interior: usize,
     /// Regions: segment scoring, `images`, `references`, `points` or `learned`.
-    #[arg(long, default_value = "images")]
+    #[arg(long, default_value = "learned")]
     scoring: String,
     /// Regions: nearest models per class for `images` / `references` scoring.
     #[arg(long, default_value_t = 1)]
     region_neighbours: usize,
     /// Regions: give the segments pairwise different classes (`true` or `false`).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     distinct: bool,
     /// Regions: pyramid-level shifts tolerated when matching a segment to a model.
     #[arg(long, default_value_t = 0)]
     scale_shifts: usize,
     /// Regions: boundary refinement window in pixels (0: off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 32)]
     refine_window: usize,
     /// Regions: radius in grid points of the refined boundary band.
     #[arg(long, default_value_t = 1)]
@@ -162,12 +162,15 @@ struct Args {
     /// Regions: shift border windows inside the mosaic (`true` or `false`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     inside_windows: bool,
+    /// Regions: weight of the learned classifier's window probabilities in the clustering.
+    #[arg(long, default_value_t = 0.0)]
+    posterior: f32,
     /// Regions: also classify the true regions (the segment classifier alone).
     #[arg(long)]
     oracle: bool,
     /// Regions: further settings scored on the same fit, `;`-separated, each a
     /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
-    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside).
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior).
     #[arg(long)]
     sweep: Option<String>,
 }
@@ -192,6 +195,7 @@ fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
             "refine" => rc.refine_window = v.parse()?,
             "refine_radius" => rc.refine_radius = v.parse()?,
             "inside" => rc.inside_windows = v.parse()?,
+            "posterior" => rc.posterior_weight = v.parse()?,
             _ => bail!("unknown sweep key {k:?}"),
         }
     }
@@ -246,6 +250,7 @@ fn main() -> Result<()> {
         refine_window: a.refine_window,
         refine_radius: a.refine_radius,
         inside_windows: a.inside_windows,
+        posterior_weight: a.posterior,
         seed: a.seed,
     };
     let regions = a.method == "textons-regions";
@@ -382,6 +387,7 @@ fn main() -> Result<()> {
                         "neighbours": rc.neighbours, "distinct": rc.distinct,
                         "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
                     "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
+                    "posterior_weight": rc.posterior_weight,
                     "seed": rc.seed,
                     })
                 };

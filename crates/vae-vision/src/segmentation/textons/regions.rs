@@ -113,30 +113,38 @@ pub struct RegionConfig {
     /// Shift the windows of points near the image border inside the image (the window
     /// method clips them instead, which leaves few cells in them).
     pub inside_windows: bool,
+    /// Weight of the point window's class probabilities under the learned classifier
+    /// ([`SegmentScoring::Learned`]'s softmax regression) as extra clustering coordinates
+    /// (0: none): a discriminative view of the histogram in which textures of different
+    /// classes lie further apart.
+    pub posterior_weight: f32,
     /// Seed of the k-means seeding.
     pub seed: u64,
 }
 
 impl Default for RegionConfig {
-    /// Five segments, 8 restarts of at most 50 iterations, no spatial term, 2 majority
-    /// passes, interior radius 1, image scoring with 1 nearest image, distinct classes, no
-    /// level shifts, no boundary refinement (radius 1 when on), border windows clipped,
+    /// The setting chosen on the hold-out mosaics (`docs/results.md`): five segments, 8
+    /// restarts of at most 50 iterations, spatial weight 1, 2 majority passes, interior
+    /// radius 1, learned scoring (1 nearest model for the nearest-neighbour scorings),
+    /// classes not forced distinct, no level shifts, boundary refinement with 32-pixel
+    /// windows in a radius of 1 point, border windows clipped, no posterior coordinates,
     /// seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
             restarts: 8,
             iters: 50,
-            spatial_weight: 0.0,
+            spatial_weight: 1.0,
             smooth_iters: 2,
             interior: 1,
-            scoring: SegmentScoring::Images,
+            scoring: SegmentScoring::Learned,
             neighbours: 1,
-            distinct: true,
+            distinct: false,
             scale_shifts: 0,
-            refine_window: 0,
+            refine_window: 32,
             refine_radius: 1,
             inside_windows: false,
+            posterior_weight: 0.0,
             seed: 0,
         }
     }
@@ -160,13 +168,18 @@ impl RegionConfig {
                 return Err(VisionError::param(OP, name, v, "must be at least 1"));
             }
         }
-        if !(self.spatial_weight.is_finite() && self.spatial_weight >= 0.0) {
-            return Err(VisionError::param(
-                OP,
-                "spatial_weight",
-                self.spatial_weight,
-                "must be finite and non-negative",
-            ));
+        for (name, v) in [
+            ("spatial_weight", self.spatial_weight),
+            ("posterior_weight", self.posterior_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(VisionError::param(
+                    OP,
+                    name,
+                    v,
+                    "must be finite and non-negative",
+                ));
+            }
         }
         if self.distinct && num_classes > 20 {
             return Err(VisionError::param(
@@ -235,7 +248,8 @@ impl TextonSegmenter {
         const OP: &str = "TextonSegmenter::segment_regions";
         for rc in settings {
             rc.validate(self.num_classes)?;
-            if matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
+            if (matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
+                || rc.posterior_weight > 0.0)
                 && self.image_labels.is_empty()
             {
                 return Err(VisionError::Empty {
@@ -384,6 +398,25 @@ impl TextonSegmenter {
         self.label_segments(segments, nseg, &maps, &ig, ps.as_ref(), (h, w), rc)
     }
 
+    /// The learned classifier (fitted with region settings only).
+    fn locked_classifier(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, crate::classify::NeuralClassifier>> {
+        const OP: &str = "TextonSegmenter::segment_regions";
+        self.classifier
+            .as_ref()
+            .ok_or_else(|| VisionError::Empty {
+                op: OP,
+                what: "learned classifier (fit with region settings in TextonSegConfig::regions)"
+                    .into(),
+            })?
+            .lock()
+            .map_err(|_| VisionError::BadValue {
+                op: OP,
+                what: "the classifier's lock is poisoned".into(),
+            })
+    }
+
     /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data.
     fn regions_of(
         &self,
@@ -398,18 +431,36 @@ impl TextonSegmenter {
         let (gh, gw) = (h / s, w / s);
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let d = nl * k;
-        let feats: Vec<f32> = if rc.spatial_weight > 0.0 {
-            let dd = d + 2;
-            let mut f = vec![0f32; gh * gw * dd];
-            for (p, row) in f.chunks_mut(dd).enumerate() {
-                row[..d].copy_from_slice(&roots[p * d..(p + 1) * d]);
+        let n = gh * gw;
+        // Class probabilities of every point's window under the learned classifier.
+        let post = if rc.posterior_weight > 0.0 {
+            let x = ArrayView2::from_shape((n, d), roots).expect("one row per point");
+            let logits = self.locked_classifier()?.logits(x)?;
+            Some(logits.map_axis(ndarray::Axis(1), |r| {
+                let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = r.iter().map(|&v| (v - m).exp()).collect();
+                let z: f32 = e.iter().sum();
+                e.into_iter().map(|v| v / z).collect::<Vec<f32>>()
+            }))
+        } else {
+            None
+        };
+        let spatial = if rc.spatial_weight > 0.0 { 2 } else { 0 };
+        let nc = self.num_classes;
+        let dd = d + spatial + post.as_ref().map_or(0, |_| nc);
+        let mut feats = vec![0f32; n * dd];
+        for (p, row) in feats.chunks_mut(dd).enumerate() {
+            row[..d].copy_from_slice(&roots[p * d..(p + 1) * d]);
+            if spatial > 0 {
                 row[d] = rc.spatial_weight * ((p / gw) as f32 + 0.5) / gh as f32;
                 row[d + 1] = rc.spatial_weight * ((p % gw) as f32 + 0.5) / gw as f32;
             }
-            f
-        } else {
-            roots.to_vec()
-        };
+            if let Some(post) = &post {
+                for (o, &v) in row[d + spatial..].iter_mut().zip(&post[p]) {
+                    *o = rc.posterior_weight * v;
+                }
+            }
+        }
         let dim = feats.len() / (gh * gw);
         let mut rng = StdRng::seed_from_u64(rc.seed);
         let assign = kmeans(&feats, dim, rc.regions, rc.iters, rc.restarts, &mut rng)?;
@@ -474,16 +525,7 @@ impl TextonSegmenter {
             SegmentScoring::Learned => {
                 let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
                 let x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
-                let logits = self
-                    .classifier
-                    .as_ref()
-                    .expect("checked before")
-                    .lock()
-                    .map_err(|_| VisionError::BadValue {
-                        op: "TextonSegmenter::segment_regions",
-                        what: "the classifier's lock is poisoned".into(),
-                    })?
-                    .logits(x.view())?;
+                let logits = self.locked_classifier()?.logits(x.view())?;
                 for g in (0..nseg).filter(|&g| sizes[g] > 0) {
                     let row = logits.row(g);
                     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -1017,6 +1059,10 @@ mod tests {
         let bank = bank(3, &mut rng);
         let base = RegionConfig {
             regions: 3,
+            spatial_weight: 0.0,
+            scoring: SegmentScoring::Images,
+            distinct: true,
+            refine_window: 0,
             ..RegionConfig::default()
         };
         let mut seg = TextonSegmenter::fit(&bank, &tiny_config(Some(base.clone())), 0).unwrap();
@@ -1178,6 +1224,7 @@ mod tests {
             // Distinct classes for more segments than the 2 classes.
             RegionConfig {
                 regions: 3,
+                distinct: true,
                 ..RegionConfig::default()
             },
             RegionConfig {
@@ -1195,6 +1242,11 @@ mod tests {
                 spatial_weight: -1.0,
                 ..RegionConfig::default()
             },
+            RegionConfig {
+                regions: 2,
+                posterior_weight: f32::NAN,
+                ..RegionConfig::default()
+            },
         ];
         for rc in &bad {
             assert!(
@@ -1209,13 +1261,27 @@ mod tests {
             regions: 2,
             ..RegionConfig::default()
         };
-        // Fitted without region settings: no image models for image scoring.
+        // Fitted without region settings: no image models or classifier for image,
+        // learned or posterior-weighted settings.
         let mut plain = TextonSegmenter::fit(&bank, &tiny_config(None), 0).unwrap();
         let img = texture(24, 24, 0, &mut rng);
-        assert!(matches!(
-            plain.segment_regions(img.view(), &ok),
-            Err(VisionError::Empty { .. })
-        ));
+        for rc in [
+            ok.clone(),
+            RegionConfig {
+                scoring: SegmentScoring::Images,
+                ..ok.clone()
+            },
+            RegionConfig {
+                scoring: SegmentScoring::Points,
+                posterior_weight: 1.0,
+                ..ok.clone()
+            },
+        ] {
+            assert!(matches!(
+                plain.segment_regions(img.view(), &rc),
+                Err(VisionError::Empty { .. })
+            ));
+        }
         // Bad settings at segmentation time, and more segments than grid points.
         assert!(matches!(
             plain.segment_regions(img.view(), &bad[1]),

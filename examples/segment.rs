@@ -165,6 +165,9 @@ struct Args {
     /// Regions: weight of the learned classifier's window probabilities in the clustering.
     #[arg(long, default_value_t = 0.0)]
     posterior: f32,
+    /// Regions: hidden units of the learned segment classifier (0: softmax regression).
+    #[arg(long, default_value_t = 0)]
+    classifier_hidden: usize,
     /// Regions: also classify the true regions (the segment classifier alone).
     #[arg(long)]
     oracle: bool,
@@ -173,6 +176,19 @@ struct Args {
     /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior).
     #[arg(long)]
     sweep: Option<String>,
+}
+
+/// The settings of one region configuration, for the JSON report.
+fn region_json(rc: &RegionConfig) -> serde_json::Value {
+    json!({
+        "regions": rc.regions, "restarts": rc.restarts, "iters": rc.iters,
+        "spatial_weight": rc.spatial_weight, "majority_passes": rc.smooth_iters,
+        "interior": rc.interior, "scoring": rc.scoring.name(),
+        "neighbours": rc.neighbours, "distinct": rc.distinct,
+        "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
+        "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
+        "posterior_weight": rc.posterior_weight, "seed": rc.seed,
+    })
 }
 
 /// `base` with the `key=value` overrides of one `--sweep` entry.
@@ -277,6 +293,7 @@ fn main() -> Result<()> {
         mirror_refs: a.mirror_refs,
         neighbours: a.neighbours,
         regions: regions.then(|| region_cfg.clone()),
+        classifier_hidden: a.classifier_hidden,
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -376,23 +393,11 @@ fn main() -> Result<()> {
                 "smooth": tcfg.smooth, "keep_classes": tcfg.keep_classes, "mirror_refs": tcfg.mirror_refs, "neighbours": tcfg.neighbours,
                 "texton_epochs": tcfg.texton.epochs, "textons": tcfg.texton.textons,
                 "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
-                "fit_seconds": outcome.vae_seconds,
+                "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
             });
             if let Some(rc) = &tcfg.regions {
-                let desc = |rc: &RegionConfig| {
-                    json!({
-                        "regions": rc.regions, "restarts": rc.restarts, "iters": rc.iters,
-                        "spatial_weight": rc.spatial_weight, "majority_passes": rc.smooth_iters,
-                        "interior": rc.interior, "scoring": rc.scoring.name(),
-                        "neighbours": rc.neighbours, "distinct": rc.distinct,
-                        "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
-                    "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
-                    "posterior_weight": rc.posterior_weight,
-                    "seed": rc.seed,
-                    })
-                };
-                j["regions"] = desc(rc);
-                j["sweep"] = json!(sweep.iter().map(desc).collect::<Vec<_>>());
+                j["regions"] = region_json(rc);
+                j["sweep"] = json!(sweep.iter().map(region_json).collect::<Vec<_>>());
             }
         }
         std::fs::write(path, serde_json::to_string_pretty(&j)?)

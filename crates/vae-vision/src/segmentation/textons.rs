@@ -61,11 +61,15 @@ pub struct TextonSegConfig {
     /// [`TextonSegmenter::fit`] keep the whole-image histogram of every training image (and
     /// of its mirror images with `mirror_refs`) as class models.
     pub regions: Option<RegionConfig>,
+    /// Hidden units of the learned segment classifier fitted with region settings (one
+    /// ReLU layer, `NeuralConfig::mlp`); 0: softmax regression.
+    pub classifier_hidden: usize,
 }
 
 impl Default for TextonSegConfig {
     /// The default texton model, 64-pixel windows every 8 pixels, 150 references per
-    /// class, smoothing radius 2, all classes kept, the window method.
+    /// class, smoothing radius 2, all classes kept, the window method (softmax regression
+    /// for the region method's learned scoring).
     fn default() -> Self {
         TextonSegConfig {
             texton: TextonConfig::default(),
@@ -77,6 +81,7 @@ impl Default for TextonSegConfig {
             mirror_refs: false,
             neighbours: 1,
             regions: None,
+            classifier_hidden: 0,
         }
     }
 }
@@ -376,7 +381,11 @@ impl TextonSegmenter {
                 x.view(),
                 &labels,
                 bank.num_classes,
-                &crate::classify::NeuralConfig::softmax_regression(),
+                &if cfg.classifier_hidden == 0 {
+                    crate::classify::NeuralConfig::softmax_regression()
+                } else {
+                    crate::classify::NeuralConfig::mlp(cfg.classifier_hidden)
+                },
                 &mut crng,
             )?;
             Some(std::sync::Mutex::new(clf))
@@ -739,6 +748,7 @@ mod tests {
             mirror_refs: true,
             neighbours: 2,
             regions: None,
+            classifier_hidden: 0,
         }
     }
 

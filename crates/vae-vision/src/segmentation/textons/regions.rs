@@ -797,8 +797,7 @@ fn kmeans(
             }
             let mut sum = vec![0f64; k * dim];
             let mut count = vec![0usize; k];
-            for i in 0..n {
-                let c = assign[i];
+            for (i, &c) in assign.iter().enumerate() {
                 count[c] += 1;
                 for (s, &v) in sum[c * dim..(c + 1) * dim].iter_mut().zip(row(i)) {
                     *s += v as f64;
@@ -824,7 +823,7 @@ fn kmeans(
         }
         // Final assignment and cost under the last centres.
         let mut cost = 0f64;
-        for i in 0..n {
+        for (i, a) in assign.iter_mut().enumerate() {
             let (mut bc, mut bd) = (0, f32::INFINITY);
             for c in 0..k {
                 let dd = sq(row(i), &centres[c * dim..(c + 1) * dim]);
@@ -832,7 +831,7 @@ fn kmeans(
                     (bc, bd) = (c, dd);
                 }
             }
-            assign[i] = bc;
+            *a = bc;
             cost += bd as f64;
         }
         if best.as_ref().is_none_or(|b| cost < b.0) {
@@ -1019,6 +1018,7 @@ mod tests {
             mirror_refs: true,
             neighbours: 2,
             regions,
+            classifier_hidden: 0,
         }
     }
 

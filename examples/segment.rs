@@ -168,6 +168,10 @@ struct Args {
     /// Regions: hidden units of the learned segment classifier (0: softmax regression).
     #[arg(long, default_value_t = 0)]
     classifier_hidden: usize,
+    /// Regions: random crops of twice the window side per training image (and mirror
+    /// image) added to the learned classifier's training set.
+    #[arg(long, default_value_t = 0)]
+    classifier_crops: usize,
     /// Regions: also classify the true regions (the segment classifier alone).
     #[arg(long)]
     oracle: bool,
@@ -294,6 +298,7 @@ fn main() -> Result<()> {
         neighbours: a.neighbours,
         regions: regions.then(|| region_cfg.clone()),
         classifier_hidden: a.classifier_hidden,
+        classifier_crops: a.classifier_crops,
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -394,6 +399,7 @@ fn main() -> Result<()> {
                 "texton_epochs": tcfg.texton.epochs, "textons": tcfg.texton.textons,
                 "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
+                "classifier_crops": tcfg.classifier_crops,
             });
             if let Some(rc) = &tcfg.regions {
                 j["regions"] = region_json(rc);

@@ -64,6 +64,10 @@ pub struct TextonSegConfig {
     /// Hidden units of the learned segment classifier fitted with region settings (one
     /// ReLU layer, `NeuralConfig::mlp`); 0: softmax regression.
     pub classifier_hidden: usize,
+    /// Extra training examples of the learned segment classifier: this many random
+    /// windows of twice the window side per training image slot (image or mirror image),
+    /// closer in size to a mosaic region than the reference windows; 0: none.
+    pub classifier_crops: usize,
 }
 
 impl Default for TextonSegConfig {
@@ -82,6 +86,7 @@ impl Default for TextonSegConfig {
             neighbours: 1,
             regions: None,
             classifier_hidden: 0,
+            classifier_crops: 0,
         }
     }
 }
@@ -330,6 +335,10 @@ impl TextonSegmenter {
         let mut image_models = Vec::with_capacity(model_slots.len() * d);
         let mut image_labels = Vec::with_capacity(model_slots.len());
         let (mut next_draw, mut next_model) = (0, 0);
+        // Classifier crops draw from their own generator (the reference draws above stay
+        // those of the window method).
+        let mut crop_rng = StdRng::seed_from_u64(seed ^ 0x0c60_95e5);
+        let (mut crops, mut crop_labels) = (Vec::new(), Vec::new());
         // Visit every needed slot once, in increasing order, computing its texton maps
         // once (only one integral histogram is held at a time).
         loop {
@@ -362,6 +371,15 @@ impl TextonSegmenter {
                 image_models.extend(ig.window(h as f32 / 2.0, iw as f32 / 2.0, side));
                 image_labels.push(bank.labels[i]);
                 next_model += 1;
+                let cs = 2 * w;
+                if h >= cs && iw >= cs {
+                    for _ in 0..cfg.classifier_crops {
+                        let cy = crop_rng.random_range(0..=h - cs) as f32 + w as f32;
+                        let cx = crop_rng.random_range(0..=iw - cs) as f32 + w as f32;
+                        crops.extend(ig.window(cy, cx, cs as f32));
+                        crop_labels.push(bank.labels[i]);
+                    }
+                }
             }
         }
         let refs = Array2::from_shape_vec((ref_labels.len(), nl * k), refs)
@@ -372,10 +390,18 @@ impl TextonSegmenter {
         // reference windows' and the images' histograms (own seed, so the draws above are
         // those of the window method).
         let classifier = if with_images {
-            let x = ndarray::concatenate(Axis(0), &[refs.view(), image_models.view()])
-                .expect("same width")
-                .mapv(f32::sqrt);
-            let labels: Vec<usize> = ref_labels.iter().chain(&image_labels).copied().collect();
+            let crops = Array2::from_shape_vec((crop_labels.len(), d), crops)
+                .expect("one histogram per crop");
+            let x =
+                ndarray::concatenate(Axis(0), &[refs.view(), image_models.view(), crops.view()])
+                    .expect("same width")
+                    .mapv(f32::sqrt);
+            let labels: Vec<usize> = ref_labels
+                .iter()
+                .chain(&image_labels)
+                .chain(&crop_labels)
+                .copied()
+                .collect();
             let mut crng = StdRng::seed_from_u64(seed ^ 0xc1a5_5e5d);
             let clf = crate::classify::NeuralClassifier::fit(
                 x.view(),
@@ -749,6 +775,7 @@ mod tests {
             neighbours: 2,
             regions: None,
             classifier_hidden: 0,
+            classifier_crops: 0,
         }
     }
 

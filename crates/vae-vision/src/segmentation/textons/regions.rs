@@ -1019,6 +1019,7 @@ mod tests {
             neighbours: 2,
             regions,
             classifier_hidden: 0,
+            classifier_crops: 2,
         }
     }
 

@@ -5,14 +5,19 @@
 //! cargo run --release --example segment -- --task mosaic --data ../shared/data --out out/seg
 //! cargo run --release --example segment -- --task mosaic --method textons \
 //!     --data ../shared/data --out out/seg --mirror-refs --refs 400 --neighbours 5
+//! cargo run --release --example segment -- --task mosaic --method textons-regions \
+//!     --data ../shared/data --out out/seg --mirror-refs --refs 400 --neighbours 5
 //! ```
 //!
 //! `digits`: 64×64 scenes of 1–4 MNIST digits (train scenes from MNIST train, test scenes
 //! from MNIST test), 11 classes. `mosaic`: 256×256 KTH-TIPS grey mosaics of five textures
 //! (quadrants + disc, and Voronoi), test mosaics from source images never seen in training.
 //! `--method textons` (mosaics only) replaces the heads by the texton segmenter
-//! (`vae_vision::segmentation::textons`); `--holdout N` tunes it on mosaics cut from N
-//! held-out training images per class instead of the test images.
+//! (`vae_vision::segmentation::textons`); `--method textons-regions` groups each mosaic's
+//! points into `--regions` segments without labels and classifies each segment as a whole
+//! (`vae_vision::segmentation::textons::regions`); `--holdout N` tunes either on mosaics cut
+//! from N held-out training images per class instead of the test images, and `--sweep`
+//! scores further region settings on the same fit.
 //! Writes `<task>_<head>.png` panels (input | truth | prediction), prints the metrics and
 //! writes them as JSON.
 
@@ -23,7 +28,8 @@ use clap::Parser;
 use serde_json::json;
 use vae_vision::segmentation::overlay::save_overlay_panel;
 use vae_vision::segmentation::{
-    run_digits, run_mosaic, run_mosaic_textons, ClassWeighting, TaskConfig, TextonSegConfig,
+    run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, RegionConfig, SegmentScoring,
+    TaskConfig, TextonSegConfig,
 };
 
 /// Segmentation on digit scenes or texture mosaics.
@@ -80,8 +86,9 @@ struct Args {
     /// Skip the from-scratch ablation.
     #[arg(long)]
     no_ablation: bool,
-    /// Mosaic method: `head` (the trained heads) or `textons` (windowed VAE-texton
-    /// histograms, chi-square nearest neighbour; no head training).
+    /// Mosaic method: `head` (the trained heads), `textons` (windowed VAE-texton
+    /// histograms, chi-square nearest neighbour; no head training) or `textons-regions`
+    /// (k-means grouping of each mosaic's window histograms, each group classified whole).
     #[arg(long, default_value = "head")]
     method: String,
     /// Textons: window side in pixels.
@@ -109,10 +116,110 @@ struct Args {
     /// Textons: patch-VAE epochs.
     #[arg(long, default_value_t = 10)]
     texton_epochs: usize,
+    /// Textons: codebook size (textons).
+    #[arg(long, default_value_t = 64)]
+    textons: usize,
+    /// Textons: pyramid levels.
+    #[arg(long, default_value_t = 3)]
+    levels: usize,
     /// Textons: tune instead of test — hold out this many training images per class and
     /// score on mosaics cut from them (the test images are not used).
     #[arg(long)]
     holdout: Option<usize>,
+    /// Regions: k-means segments per mosaic (the benchmark's mosaics have five regions).
+    #[arg(long, default_value_t = 5)]
+    regions: usize,
+    /// Regions: k-means restarts.
+    #[arg(long, default_value_t = 8)]
+    restarts: usize,
+    /// Regions: weight of the point position in the clustering.
+    #[arg(long, default_value_t = 1.0)]
+    spatial: f32,
+    /// Regions: passes of the 3x3 majority filter over the segment labels.
+    #[arg(long, default_value_t = 2)]
+    majority: usize,
+    /// Regions: pool over points whose neighbours within this radius share the segment.
+    #[arg(long, default_value_t = 1)]
+    interior: usize,
+    /// Regions: segment scoring, `images`, `references`, `points` or `learned`.
+    #[arg(long, default_value = "learned")]
+    scoring: String,
+    /// Regions: nearest models per class for `images` / `references` scoring.
+    #[arg(long, default_value_t = 1)]
+    region_neighbours: usize,
+    /// Regions: give the segments pairwise different classes (`true` or `false`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    distinct: bool,
+    /// Regions: pyramid-level shifts tolerated when matching a segment to a model.
+    #[arg(long, default_value_t = 0)]
+    scale_shifts: usize,
+    /// Regions: boundary refinement window in pixels (0: off).
+    #[arg(long, default_value_t = 32)]
+    refine_window: usize,
+    /// Regions: radius in grid points of the refined boundary band.
+    #[arg(long, default_value_t = 1)]
+    refine_radius: usize,
+    /// Regions: shift border windows inside the mosaic (`true` or `false`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    inside_windows: bool,
+    /// Regions: weight of the learned classifier's window probabilities in the clustering.
+    #[arg(long, default_value_t = 0.0)]
+    posterior: f32,
+    /// Regions: hidden units of the learned segment classifier (0: softmax regression).
+    #[arg(long, default_value_t = 0)]
+    classifier_hidden: usize,
+    /// Regions: random crops of twice the window side per training image (and mirror
+    /// image) added to the learned classifier's training set.
+    #[arg(long, default_value_t = 0)]
+    classifier_crops: usize,
+    /// Regions: also classify the true regions (the segment classifier alone).
+    #[arg(long)]
+    oracle: bool,
+    /// Regions: further settings scored on the same fit, `;`-separated, each a
+    /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior).
+    #[arg(long)]
+    sweep: Option<String>,
+}
+
+/// The settings of one region configuration, for the JSON report.
+fn region_json(rc: &RegionConfig) -> serde_json::Value {
+    json!({
+        "regions": rc.regions, "restarts": rc.restarts, "iters": rc.iters,
+        "spatial_weight": rc.spatial_weight, "majority_passes": rc.smooth_iters,
+        "interior": rc.interior, "scoring": rc.scoring.name(),
+        "neighbours": rc.neighbours, "distinct": rc.distinct,
+        "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
+        "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
+        "posterior_weight": rc.posterior_weight, "seed": rc.seed,
+    })
+}
+
+/// `base` with the `key=value` overrides of one `--sweep` entry.
+fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
+    let mut rc = base.clone();
+    for kv in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("sweep entry {kv:?} is not key=value"))?;
+        match k {
+            "regions" => rc.regions = v.parse()?,
+            "restarts" => rc.restarts = v.parse()?,
+            "spatial" => rc.spatial_weight = v.parse()?,
+            "majority" => rc.smooth_iters = v.parse()?,
+            "interior" => rc.interior = v.parse()?,
+            "scoring" => rc.scoring = SegmentScoring::parse(v)?,
+            "neighbours" => rc.neighbours = v.parse()?,
+            "distinct" => rc.distinct = v.parse()?,
+            "shifts" => rc.scale_shifts = v.parse()?,
+            "refine" => rc.refine_window = v.parse()?,
+            "refine_radius" => rc.refine_radius = v.parse()?,
+            "inside" => rc.inside_windows = v.parse()?,
+            "posterior" => rc.posterior_weight = v.parse()?,
+            _ => bail!("unknown sweep key {k:?}"),
+        }
+    }
+    Ok(rc)
 }
 
 fn main() -> Result<()> {
@@ -145,13 +252,41 @@ fn main() -> Result<()> {
     let start = std::time::Instant::now();
     let textons = match a.method.as_str() {
         "head" => false,
-        "textons" if !digits => true,
-        "textons" => bail!("--method textons is only for --task mosaic"),
-        m => bail!("unknown method {m:?} (expected head or textons)"),
+        "textons" | "textons-regions" if !digits => true,
+        "textons" | "textons-regions" => bail!("--method {} is only for --task mosaic", a.method),
+        m => bail!("unknown method {m:?} (expected head, textons or textons-regions)"),
+    };
+    let region_cfg = RegionConfig {
+        regions: a.regions,
+        restarts: a.restarts,
+        iters: 50,
+        spatial_weight: a.spatial,
+        smooth_iters: a.majority,
+        interior: a.interior,
+        scoring: SegmentScoring::parse(&a.scoring)?,
+        neighbours: a.region_neighbours,
+        distinct: a.distinct,
+        scale_shifts: a.scale_shifts,
+        refine_window: a.refine_window,
+        refine_radius: a.refine_radius,
+        inside_windows: a.inside_windows,
+        posterior_weight: a.posterior,
+        seed: a.seed,
+    };
+    let regions = a.method == "textons-regions";
+    let sweep: Vec<RegionConfig> = match (&a.sweep, regions) {
+        (None, _) => Vec::new(),
+        (Some(s), true) => s
+            .split(';')
+            .map(|spec| region_variant(&region_cfg, spec))
+            .collect::<Result<_>>()?,
+        (Some(_), false) => bail!("--sweep needs --method textons-regions"),
     };
     let tcfg = TextonSegConfig {
         texton: vae_vision::texton::TextonConfig {
             epochs: a.texton_epochs,
+            textons: a.textons,
+            levels: a.levels,
             ..Default::default()
         },
         window: a.window,
@@ -161,6 +296,9 @@ fn main() -> Result<()> {
         keep_classes: (a.keep_classes > 0).then_some(a.keep_classes),
         mirror_refs: a.mirror_refs,
         neighbours: a.neighbours,
+        regions: regions.then(|| region_cfg.clone()),
+        classifier_hidden: a.classifier_hidden,
+        classifier_crops: a.classifier_crops,
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -170,13 +308,15 @@ fn main() -> Result<()> {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "textures/kth-tips-grey")
             .context("KTH-TIPS grey for the mosaics")?;
         if textons {
-            run_mosaic_textons(
+            run_mosaic_textons_sweep(
                 &dir,
                 a.size.unwrap_or(256),
                 a.train_per_class,
                 a.test,
                 a.seed,
                 &tcfg,
+                &sweep,
+                a.oracle,
                 a.holdout,
                 &mut log,
             )?
@@ -256,9 +396,15 @@ fn main() -> Result<()> {
             j["textons"] = json!({
                 "window": tcfg.window, "step": tcfg.step, "refs_per_class": tcfg.refs_per_class,
                 "smooth": tcfg.smooth, "keep_classes": tcfg.keep_classes, "mirror_refs": tcfg.mirror_refs, "neighbours": tcfg.neighbours,
-                "texton_epochs": tcfg.texton.epochs, "holdout_per_class": a.holdout,
-                "fit_seconds": outcome.vae_seconds,
+                "texton_epochs": tcfg.texton.epochs, "textons": tcfg.texton.textons,
+                "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
+                "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
+                "classifier_crops": tcfg.classifier_crops,
             });
+            if let Some(rc) = &tcfg.regions {
+                j["regions"] = region_json(rc);
+                j["sweep"] = json!(sweep.iter().map(region_json).collect::<Vec<_>>());
+            }
         }
         std::fs::write(path, serde_json::to_string_pretty(&j)?)
             .with_context(|| format!("writing {}", path.display()))?;

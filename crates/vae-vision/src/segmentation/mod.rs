@@ -11,7 +11,9 @@
 //!   [`crate::metrics`]).
 //! * [`task`]: the two benchmark tasks end to end, with the from-scratch ablation.
 //! * [`textons`]: a second mosaic method without a trained head: windowed VAE-texton
-//!   histograms classified by chi-square nearest neighbour ([`TextonSegmenter`]).
+//!   histograms classified by chi-square nearest neighbour ([`TextonSegmenter`]), and a
+//!   region-level variant ([`textons::regions`]): unsupervised k-means grouping of each
+//!   image's points, each group classified as a whole.
 //! * [`overlay`]: PNG panels of input, ground truth and prediction.
 
 pub mod head;
@@ -26,7 +28,10 @@ pub use scenes::{digit_scenes, texture_mosaics, MosaicLayout, SegSet, TextureBan
 pub use task::{
     mosaic_banks, run_digits, run_mosaic, test_mosaics, HeadOutcome, TaskConfig, TaskOutcome,
 };
-pub use textons::{run_mosaic_textons, TextonSegConfig, TextonSegmenter};
+pub use textons::{
+    run_mosaic_textons, run_mosaic_textons_sweep, RegionConfig, RegionSegmentation, SegmentScoring,
+    TextonSegConfig, TextonSegmenter,
+};
 pub use train::{
     class_weights, predict, score, train_segnet, ClassWeighting, SegReport, SegTrainConfig,
 };

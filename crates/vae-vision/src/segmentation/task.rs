@@ -53,7 +53,7 @@ pub struct TaskConfig {
 #[derive(Debug, Clone)]
 pub struct HeadOutcome {
     /// `"vae"` or `"scratch"`.
-    pub name: &'static str,
+    pub name: String,
     /// Test scores at the full resolution of the task.
     pub report: SegReport,
     /// Predicted test label maps at full resolution.
@@ -182,7 +182,7 @@ fn run_heads(
             report.pixel_accuracy, report.mean_iou, report.boundary_f
         ));
         heads.push(HeadOutcome {
-            name,
+            name: name.to_string(),
             report,
             pred,
             history,

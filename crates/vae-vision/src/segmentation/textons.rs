@@ -11,6 +11,10 @@
 //! the mean chi-square distance of its `neighbours` nearest references. The score maps are box-smoothed, optionally
 //! restricted to the `keep_classes` classes that win most grid points (a mosaic is known to
 //! hold five textures), bilinearly upsampled to every pixel and arg-maxed.
+//!
+//! [`regions`] holds the region-level method ([`TextonSegmenter::segment_regions`]): the
+//! points of one image are grouped without labels by k-means on their window histograms,
+//! and each group is classified as a whole.
 
 use std::path::Path;
 use std::time::Instant;
@@ -25,6 +29,10 @@ use super::task::{mosaic_banks, test_mosaics, HeadOutcome, TaskOutcome};
 use super::train::score;
 use crate::error::{Result, VisionError};
 use crate::texton::{EncoderKind, TextonConfig, TextonMap, TextonModel};
+
+pub mod regions;
+
+pub use regions::{RegionConfig, RegionSegmentation, SegmentScoring};
 
 /// Settings of [`TextonSegmenter`].
 #[derive(Debug, Clone, PartialEq)]
@@ -48,11 +56,24 @@ pub struct TextonSegConfig {
     pub mirror_refs: bool,
     /// A class scores minus the mean distance to its this many nearest references.
     pub neighbours: usize,
+    /// Region-level segmentation ([`TextonSegmenter::segment_regions`]) instead of the
+    /// window method in [`TextonSegmenter::segment`]; `Some` also makes
+    /// [`TextonSegmenter::fit`] keep the whole-image histogram of every training image (and
+    /// of its mirror images with `mirror_refs`) as class models.
+    pub regions: Option<RegionConfig>,
+    /// Hidden units of the learned segment classifier fitted with region settings (one
+    /// ReLU layer, `NeuralConfig::mlp`); 0: softmax regression.
+    pub classifier_hidden: usize,
+    /// Extra training examples of the learned segment classifier: this many random
+    /// windows of twice the window side per training image slot (image or mirror image),
+    /// closer in size to a mosaic region than the reference windows; 0: none.
+    pub classifier_crops: usize,
 }
 
 impl Default for TextonSegConfig {
     /// The default texton model, 64-pixel windows every 8 pixels, 150 references per
-    /// class, smoothing radius 2, all classes kept.
+    /// class, smoothing radius 2, all classes kept, the window method (softmax regression
+    /// for the region method's learned scoring).
     fn default() -> Self {
         TextonSegConfig {
             texton: TextonConfig::default(),
@@ -63,13 +84,19 @@ impl Default for TextonSegConfig {
             keep_classes: None,
             mirror_refs: false,
             neighbours: 1,
+            regions: None,
+            classifier_hidden: 0,
+            classifier_crops: 0,
         }
     }
 }
 
 impl TextonSegConfig {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, num_classes: usize) -> Result<()> {
         const OP: &str = "TextonSegConfig";
+        if let Some(rc) = &self.regions {
+            rc.validate(num_classes)?;
+        }
         for (name, v) in [
             ("window", self.window),
             ("step", self.step),
@@ -196,6 +223,25 @@ impl Integrals {
     }
 }
 
+/// Per-class scores of histogram `q` against labelled models: minus the mean chi-square
+/// distance of the class's `k` nearest models (−∞ for a class with fewer than `k`).
+fn knn_scores(q: &[f32], models: &Array2<f32>, labels: &[usize], nc: usize, k: usize) -> Vec<f32> {
+    // The `k` smallest distances of each class, ascending.
+    let mut best = vec![vec![f32::INFINITY; k]; nc];
+    for (r, &c) in models.outer_iter().zip(labels) {
+        let d = chi2(q, r.as_slice().expect("contiguous"));
+        let b = &mut best[c];
+        if d < b[k - 1] {
+            let at = b.partition_point(|&v| v <= d);
+            b.insert(at, d);
+            b.pop();
+        }
+    }
+    best.into_iter()
+        .map(|b| -b.iter().sum::<f32>() / k as f32)
+        .collect()
+}
+
 fn chi2(a: &[f32], b: &[f32]) -> f32 {
     let mut d = 0.0f32;
     for (&x, &y) in a.iter().zip(b) {
@@ -214,19 +260,27 @@ pub struct TextonSegmenter {
     model: TextonModel,
     refs: Array2<f32>,
     ref_labels: Vec<usize>,
+    image_models: Array2<f32>,
+    image_labels: Vec<usize>,
+    /// Softmax regression on square-root histograms (region method only), behind a lock
+    /// because its forward pass needs `&mut`.
+    classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
     num_classes: usize,
 }
 
 impl TextonSegmenter {
     /// Fits the texton model on the images of `bank` (no labels) and cuts the labelled
-    /// reference windows from them. `seed` seeds everything random.
+    /// reference windows from them; with region settings also keeps every image's
+    /// whole-image histogram (and its mirror images' with `mirror_refs`) and trains a
+    /// softmax regression on the square roots of the references' and images' histograms
+    /// ([`SegmentScoring::Learned`]). `seed` seeds everything random.
     ///
     /// # Errors
     /// Bad settings, a class with no image at least `window` pixels on each side, texton
     /// model failures.
     pub fn fit(bank: &TextureBank, cfg: &TextonSegConfig, seed: u64) -> Result<Self> {
         const OP: &str = "TextonSegmenter::fit";
-        cfg.validate()?;
+        cfg.validate(bank.num_classes)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut model =
             TextonModel::fit(&bank.images, &cfg.texton, EncoderKind::Vae, seed, &mut rng)?;
@@ -268,30 +322,110 @@ impl TextonSegmenter {
         draws.sort_by_key(|d| (d.0, d.1));
         let d = nl * k;
         let mut refs = vec![0f32; ref_labels.len() * d];
-        let mut current: Option<(usize, Integrals)> = None;
-        for &(slot, r, cy, cx) in &draws {
-            if current.as_ref().map(|c| c.0) != Some(slot) {
-                let (i, f) = (slot / flips, slot % flips);
-                let mut img = bank.images[i].view();
-                if f & 1 == 1 {
-                    img.invert_axis(Axis(1));
-                }
-                if f & 2 == 2 {
-                    img.invert_axis(Axis(0));
-                }
-                let maps = model.texton_maps(img)?;
-                current = Some((slot, Integrals::new(&maps, k, nl)));
+        // Image models (region method only): every (image, mirroring) slot of a labelled
+        // image, in slot order.
+        let with_images = cfg.regions.is_some();
+        let model_slots: Vec<usize> = if with_images {
+            (0..bank.images.len() * flips)
+                .filter(|&slot| bank.labels[slot / flips] < bank.num_classes)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut image_models = Vec::with_capacity(model_slots.len() * d);
+        let mut image_labels = Vec::with_capacity(model_slots.len());
+        let (mut next_draw, mut next_model) = (0, 0);
+        // Classifier crops draw from their own generator (the reference draws above stay
+        // those of the window method).
+        let mut crop_rng = StdRng::seed_from_u64(seed ^ 0x0c60_95e5);
+        let (mut crops, mut crop_labels) = (Vec::new(), Vec::new());
+        // Visit every needed slot once, in increasing order, computing its texton maps
+        // once (only one integral histogram is held at a time).
+        loop {
+            let slot = match (draws.get(next_draw), model_slots.get(next_model)) {
+                (None, None) => break,
+                (Some(a), None) => a.0,
+                (None, Some(&b)) => b,
+                (Some(a), Some(&b)) => a.0.min(b),
+            };
+            let (i, f) = (slot / flips, slot % flips);
+            let mut img = bank.images[i].view();
+            if f & 1 == 1 {
+                img.invert_axis(Axis(1));
             }
-            let ig = &current.as_ref().expect("just computed").1;
-            refs[r * d..(r + 1) * d].copy_from_slice(&ig.window(cy, cx, w as f32));
+            if f & 2 == 2 {
+                img.invert_axis(Axis(0));
+            }
+            let maps = model.texton_maps(img)?;
+            let ig = Integrals::new(&maps, k, nl);
+            while let Some(&(s, r, cy, cx)) = draws.get(next_draw) {
+                if s != slot {
+                    break;
+                }
+                refs[r * d..(r + 1) * d].copy_from_slice(&ig.window(cy, cx, w as f32));
+                next_draw += 1;
+            }
+            if model_slots.get(next_model) == Some(&slot) {
+                let (h, iw) = img.dim();
+                let side = 2.0 * h.max(iw) as f32;
+                image_models.extend(ig.window(h as f32 / 2.0, iw as f32 / 2.0, side));
+                image_labels.push(bank.labels[i]);
+                next_model += 1;
+                let cs = 2 * w;
+                if h >= cs && iw >= cs {
+                    for _ in 0..cfg.classifier_crops {
+                        let cy = crop_rng.random_range(0..=h - cs) as f32 + w as f32;
+                        let cx = crop_rng.random_range(0..=iw - cs) as f32 + w as f32;
+                        crops.extend(ig.window(cy, cx, cs as f32));
+                        crop_labels.push(bank.labels[i]);
+                    }
+                }
+            }
         }
         let refs = Array2::from_shape_vec((ref_labels.len(), nl * k), refs)
             .expect("one histogram per reference");
+        let image_models = Array2::from_shape_vec((image_labels.len(), d), image_models)
+            .expect("one histogram per image model");
+        // The learned segment classifier: softmax regression on the square roots of the
+        // reference windows' and the images' histograms (own seed, so the draws above are
+        // those of the window method).
+        let classifier = if with_images {
+            let crops = Array2::from_shape_vec((crop_labels.len(), d), crops)
+                .expect("one histogram per crop");
+            let x =
+                ndarray::concatenate(Axis(0), &[refs.view(), image_models.view(), crops.view()])
+                    .expect("same width")
+                    .mapv(f32::sqrt);
+            let labels: Vec<usize> = ref_labels
+                .iter()
+                .chain(&image_labels)
+                .chain(&crop_labels)
+                .copied()
+                .collect();
+            let mut crng = StdRng::seed_from_u64(seed ^ 0xc1a5_5e5d);
+            let clf = crate::classify::NeuralClassifier::fit(
+                x.view(),
+                &labels,
+                bank.num_classes,
+                &if cfg.classifier_hidden == 0 {
+                    crate::classify::NeuralConfig::softmax_regression()
+                } else {
+                    crate::classify::NeuralConfig::mlp(cfg.classifier_hidden)
+                },
+                &mut crng,
+            )?;
+            Some(std::sync::Mutex::new(clf))
+        } else {
+            None
+        };
         Ok(TextonSegmenter {
             cfg: cfg.clone(),
             model,
             refs,
             ref_labels,
+            image_models,
+            image_labels,
+            classifier,
             num_classes: bank.num_classes,
         })
     }
@@ -324,7 +458,12 @@ impl TextonSegmenter {
         }
         let maps = self.model.texton_maps(image)?;
         let ig = Integrals::new(&maps, self.cfg.texton.textons, self.cfg.texton.levels);
-        let (gh, gw) = (h / s, w / s);
+        Ok(self.point_scores(&ig, h / s, w / s))
+    }
+
+    /// [`TextonSegmenter::class_scores`] on the integral histograms of an image.
+    fn point_scores(&self, ig: &Integrals, gh: usize, gw: usize) -> Array3<f32> {
+        let s = self.cfg.step;
         let side = self.cfg.window as f32;
         let nc = self.num_classes;
         let k = self.cfg.neighbours;
@@ -338,32 +477,21 @@ impl TextonSegmenter {
                     (j as f32 + 0.5) * s as f32,
                     side,
                 );
-                // The `k` smallest distances of each class, ascending.
-                let mut best = vec![vec![f32::INFINITY; k]; nc];
-                for (r, &c) in refs.outer_iter().zip(labels) {
-                    let d = chi2(&q, r.as_slice().expect("contiguous"));
-                    let b = &mut best[c];
-                    if d < b[k - 1] {
-                        let at = b.partition_point(|&v| v <= d);
-                        b.insert(at, d);
-                        b.pop();
-                    }
-                }
-                best.into_iter()
-                    .map(|b| -b.iter().sum::<f32>() / k as f32)
-                    .collect()
+                knn_scores(&q, refs, labels, nc, k)
             })
             .collect();
-        Ok(Array3::from_shape_fn((nc, gh, gw), |(c, i, j)| {
-            rows[i * gw + j][c]
-        }))
+        Array3::from_shape_fn((nc, gh, gw), |(c, i, j)| rows[i * gw + j][c])
     }
 
-    /// Segments a grey image: a class per pixel (see the module docs).
+    /// Segments a grey image: a class per pixel (see the module docs); by region
+    /// ([`TextonSegmenter::segment_regions`]) when the settings hold region settings.
     ///
     /// # Errors
-    /// As [`TextonSegmenter::class_scores`].
+    /// As [`TextonSegmenter::class_scores`] or [`TextonSegmenter::segment_regions`].
     pub fn segment(&mut self, image: ArrayView2<f32>) -> Result<Array2<u8>> {
+        if let Some(rc) = self.cfg.regions.clone() {
+            return Ok(self.segment_regions(image, &rc)?.labels);
+        }
         let scores = self.class_scores(image)?;
         let scores = box_smooth(&scores, self.cfg.smooth);
         let (nc, gh, gw) = scores.dim();
@@ -445,13 +573,16 @@ fn box_smooth(s: &Array3<f32>, r: usize) -> Array3<f32> {
 
 /// The mosaic task with the texton segmenter, on exactly the split and test mosaics of
 /// [`run_mosaic`](super::task::run_mosaic) for the same `seed`, `size`, `train_per_class`
-/// and `test_images`. The segmenter is fitted on the training source images only.
+/// and `test_images`. The segmenter is fitted on the training source images only; it
+/// segments by window ([`TextonSegmenter::segment`]) or, when `cfg.regions` is set, by
+/// region ([`TextonSegmenter::segment_regions`]).
 ///
 /// With `holdout_per_class = Some(v)` the method is instead *tuned*: `v` of the training
 /// images of each class are held out (seeded), the segmenter is fitted on the others and
 /// scored on mosaics cut from the held-out ones, so no test image is looked at.
 ///
-/// The outcome has one "head", named `textons`; `vae_seconds` is the fitting time.
+/// The outcome has one "head", named `textons` (window method) or `textons-regions`;
+/// `vae_seconds` is the fitting time.
 ///
 /// # Errors
 /// Missing texture files, bad sizes or settings, model failures.
@@ -466,6 +597,54 @@ pub fn run_mosaic_textons(
     holdout_per_class: Option<usize>,
     log: &mut dyn FnMut(&str),
 ) -> Result<TaskOutcome> {
+    run_mosaic_textons_sweep(
+        dir,
+        size,
+        train_per_class,
+        test_images,
+        seed,
+        cfg,
+        &[],
+        false,
+        holdout_per_class,
+        log,
+    )
+}
+
+/// [`run_mosaic_textons`] with region settings `cfg.regions`, plus further region
+/// settings `sweep` scored on the same fitted segmenter and mosaics (heads
+/// `textons-regions`, then `sweep-1`, `sweep-2`, …): for tuning several settings at the
+/// cost of one fit. With `oracle`, a last head `oracle-regions` classifies the *true*
+/// regions of each mosaic with `cfg.regions`' scoring
+/// ([`TextonSegmenter::segment_given_regions`]): the accuracy of the segment classifier
+/// alone, an upper bound for perfect grouping. An empty `sweep` without `oracle` is
+/// exactly [`run_mosaic_textons`].
+///
+/// # Errors
+/// As [`run_mosaic_textons`]; a non-empty `sweep` or `oracle` without `cfg.regions` is
+/// [`VisionError::InvalidParameter`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_mosaic_textons_sweep(
+    dir: &Path,
+    size: usize,
+    train_per_class: usize,
+    test_images: usize,
+    seed: u64,
+    cfg: &TextonSegConfig,
+    sweep: &[RegionConfig],
+    oracle: bool,
+    holdout_per_class: Option<usize>,
+    log: &mut dyn FnMut(&str),
+) -> Result<TaskOutcome> {
+    const OP: &str = "run_mosaic_textons";
+    if (!sweep.is_empty() || oracle) && cfg.regions.is_none() {
+        return Err(VisionError::param(
+            OP,
+            "sweep",
+            sweep.len(),
+            "region settings to sweep need region settings in the config",
+        ));
+    }
     let (train_bank, test_bank) = mosaic_banks(dir, train_per_class, seed, log)?;
     let (fit_bank, eval_bank) = match holdout_per_class {
         None => (train_bank, test_bank),
@@ -474,12 +653,7 @@ pub fn run_mosaic_textons(
                 .checked_sub(v)
                 .filter(|&k| k > 0)
                 .ok_or_else(|| {
-                    VisionError::param(
-                        "run_mosaic_textons",
-                        "holdout_per_class",
-                        v,
-                        "must be below train_per_class",
-                    )
+                    VisionError::param(OP, "holdout_per_class", v, "must be below train_per_class")
                 })?;
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(17));
             let (a, b) = train_bank.split(keep, &mut rng)?;
@@ -497,34 +671,70 @@ pub fn run_mosaic_textons(
     let fit_seconds = start.elapsed().as_secs_f64();
     let vae_loss = seg.model().vae_epochs.last().map(|e| e.train_loss);
     log(&format!(
-        "texton segmenter fitted in {fit_seconds:.0} s ({} references)",
-        seg.refs.nrows()
+        "texton segmenter fitted in {fit_seconds:.0} s ({} references, {} image models)",
+        seg.refs.nrows(),
+        seg.image_models.nrows()
     ));
+    let settings: Vec<RegionConfig> = cfg.regions.iter().chain(sweep).cloned().collect();
+    let names: Vec<String> = if cfg.regions.is_some() {
+        std::iter::once("textons-regions".to_string())
+            .chain((1..=sweep.len()).map(|i| format!("sweep-{i}")))
+            .chain(oracle.then(|| "oracle-regions".to_string()))
+            .collect()
+    } else {
+        vec!["textons".to_string()]
+    };
     let start = Instant::now();
     let (n, h, w) = test.labels.dim();
-    let mut pred = Array3::<u8>::zeros((n, h, w));
+    let mut preds = vec![Array3::<u8>::zeros((n, h, w)); names.len()];
     for (i, img) in test.images.outer_iter().enumerate() {
-        let p = seg.segment(img.index_axis(Axis(0), 0))?;
-        pred.index_axis_mut(Axis(0), i).assign(&p);
+        let img = img.index_axis(Axis(0), 0);
+        if settings.is_empty() {
+            preds[0]
+                .index_axis_mut(Axis(0), i)
+                .assign(&seg.segment(img)?);
+        } else {
+            for (p, r) in preds
+                .iter_mut()
+                .zip(seg.segment_regions_multi(img, &settings)?)
+            {
+                p.index_axis_mut(Axis(0), i).assign(&r.labels);
+            }
+            if oracle {
+                let st = cfg.step;
+                let truth = test.labels.index_axis(Axis(0), i);
+                let grid = Array2::from_shape_fn((h / st, w / st), |(y, x)| {
+                    truth[[y * st + st / 2, x * st + st / 2]] as usize
+                });
+                let rc = settings[0].clone();
+                let r = seg.segment_given_regions(img, grid, test.num_classes, &rc)?;
+                let last = preds.len() - 1;
+                preds[last].index_axis_mut(Axis(0), i).assign(&r.labels);
+            }
+        }
     }
     let seg_seconds = start.elapsed().as_secs_f64();
-    let report = score(&pred, &test.labels, test.num_classes, 2.0)?;
-    log(&format!(
-        "textons: pixel accuracy {:.4}, mIoU {:.4}, boundary F {:.4} ({seg_seconds:.0} s for {n} mosaics)",
-        report.pixel_accuracy, report.mean_iou, report.boundary_f
-    ));
+    let mut heads = Vec::with_capacity(names.len());
+    for (name, pred) in names.into_iter().zip(preds) {
+        let report = score(&pred, &test.labels, test.num_classes, 2.0)?;
+        log(&format!(
+            "{name}: pixel accuracy {:.4}, mIoU {:.4}, boundary F {:.4} ({seg_seconds:.0} s for {n} mosaics, all settings)",
+            report.pixel_accuracy, report.mean_iou, report.boundary_f
+        ));
+        heads.push(HeadOutcome {
+            name,
+            report,
+            pred,
+            history: Vec::new(),
+            train_seconds: seg_seconds,
+        });
+    }
     Ok(TaskOutcome {
         test,
         weights: Vec::new(),
         vae_seconds: fit_seconds,
         vae_loss,
-        heads: vec![HeadOutcome {
-            name: "textons",
-            report,
-            pred,
-            history: Vec::new(),
-            train_seconds: seg_seconds,
-        }],
+        heads,
         scale: 1,
         boundary_tolerance: 2.0,
     })
@@ -563,6 +773,9 @@ mod tests {
             keep_classes: None,
             mirror_refs: true,
             neighbours: 2,
+            regions: None,
+            classifier_hidden: 0,
+            classifier_crops: 0,
         }
     }
 

@@ -1,0 +1,1308 @@
+//! Region-level texton segmentation: group the points of one image without labels, then
+//! classify each group as a whole.
+//!
+//! [`TextonSegmenter::segment_regions`] takes the window texton histograms of the point
+//! grid (as the window method does), clusters the points into [`RegionConfig::regions`]
+//! segments with seeded k-means on the square roots of the histograms (the Hellinger
+//! distance is the Euclidean distance between square-root histograms, so Lloyd's algorithm
+//! is exact for it), optionally with the point's position as extra coordinates, and makes
+//! the segments spatially coherent with a few passes of a 3×3 majority filter. Each segment
+//! is then classified as a whole ([`SegmentScoring`]): by its texton histogram pooled over
+//! its points against the training images' whole-image histograms or the reference
+//! windows, or by summing the window method's per-point class scores over it. With
+//! [`RegionConfig::distinct`] the segments get pairwise different classes by an optimal
+//! assignment of the point-weighted segment × class score matrix (a mosaic of the benchmark
+//! holds five different textures).
+
+use ndarray::{Array2, Array3, ArrayView2};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{knn_scores, Integrals, TextonSegmenter};
+use crate::error::{Result, VisionError};
+use crate::texton::TextonMap;
+
+/// How [`TextonSegmenter::segment_regions`] scores a segment against the classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentScoring {
+    /// The segment's pooled texton histogram against the whole-image histograms of the
+    /// training images (and their mirror images with `mirror_refs`): minus the mean
+    /// chi-square distance of the class's [`RegionConfig::neighbours`] nearest images.
+    Images,
+    /// The pooled histogram against the labelled reference windows, scored the same way.
+    References,
+    /// The mean over the segment's points of the window method's per-point class scores
+    /// ([`TextonSegmenter::class_scores`]).
+    Points,
+    /// The log-probabilities of a softmax regression on square-root histograms, trained in
+    /// [`TextonSegmenter::fit`] on the reference windows and the training images, applied
+    /// to the pooled histogram.
+    Learned,
+}
+
+impl SegmentScoring {
+    /// The name used on the command line: `images`, `references`, `points` or `learned`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SegmentScoring::Images => "images",
+            SegmentScoring::References => "references",
+            SegmentScoring::Points => "points",
+            SegmentScoring::Learned => "learned",
+        }
+    }
+
+    /// Parses [`SegmentScoring::name`]'s names.
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidParameter`] for any other name.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "images" => Ok(SegmentScoring::Images),
+            "references" => Ok(SegmentScoring::References),
+            "points" => Ok(SegmentScoring::Points),
+            "learned" => Ok(SegmentScoring::Learned),
+            other => Err(VisionError::param(
+                "SegmentScoring::parse",
+                "scoring",
+                other,
+                "expected images, references, points or learned",
+            )),
+        }
+    }
+}
+
+/// Settings of [`TextonSegmenter::segment_regions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionConfig {
+    /// Number of k-means segments per image (the benchmark's mosaics have five regions).
+    pub regions: usize,
+    /// k-means restarts (k-means++ seeding each); the lowest-cost clustering is kept.
+    pub restarts: usize,
+    /// Most Lloyd iterations per restart.
+    pub iters: usize,
+    /// Weight of the point's position (row and column scaled to `[0, 1]`) next to the
+    /// square-root histogram (whose squared distances lie in `[0, 2]`); 0: none.
+    pub spatial_weight: f32,
+    /// Passes of the 3×3 majority filter over the segment labels of the grid.
+    pub smooth_iters: usize,
+    /// Pool a segment's histogram (and point scores) only over its points whose
+    /// neighbours within this Chebyshev radius (grid points) share the segment, away from
+    /// the mixed windows at boundaries (all its points when none qualifies).
+    pub interior: usize,
+    /// How a segment is scored against the classes.
+    pub scoring: SegmentScoring,
+    /// Nearest models per class averaged by [`SegmentScoring::Images`] and
+    /// [`SegmentScoring::References`].
+    pub neighbours: usize,
+    /// Give the segments pairwise different classes (optimal assignment).
+    pub distinct: bool,
+    /// Scale tolerance of [`SegmentScoring::Images`] and [`SegmentScoring::References`]:
+    /// the distance to a model is the smallest over pyramid-level shifts `−s..=s` (level
+    /// `l` of the segment against level `l + shift` of the model, over the levels both
+    /// have, rescaled to all levels), so a texture seen at half or double the scale of a
+    /// model still matches it. 0: levels are compared as they are.
+    pub scale_shifts: usize,
+    /// Boundary refinement: side in pixels of the smaller window (0: no refinement) whose
+    /// histogram re-assigns every grid point within [`RegionConfig::refine_radius`] of
+    /// another segment to the nearest (Hellinger) of the segments around it, each segment
+    /// represented by the mean small-window square-root histogram of its interior points.
+    pub refine_window: usize,
+    /// Boundary refinement: Chebyshev radius (grid points) of the band around segment
+    /// boundaries that is re-assigned, and of the neighbourhood whose segments compete.
+    pub refine_radius: usize,
+    /// Shift the windows of points near the image border inside the image (the window
+    /// method clips them instead, which leaves few cells in them).
+    pub inside_windows: bool,
+    /// Weight of the point window's class probabilities under the learned classifier
+    /// ([`SegmentScoring::Learned`]'s softmax regression) as extra clustering coordinates
+    /// (0: none): a discriminative view of the histogram in which textures of different
+    /// classes lie further apart.
+    pub posterior_weight: f32,
+    /// Seed of the k-means seeding.
+    pub seed: u64,
+}
+
+impl Default for RegionConfig {
+    /// The setting chosen on the hold-out mosaics (`docs/results.md`): five segments, 8
+    /// restarts of at most 50 iterations, spatial weight 1, 2 majority passes, interior
+    /// radius 1, learned scoring (1 nearest model for the nearest-neighbour scorings),
+    /// classes not forced distinct, no level shifts, boundary refinement with 32-pixel
+    /// windows in a radius of 1 point, border windows clipped, no posterior coordinates,
+    /// seed 0.
+    fn default() -> Self {
+        RegionConfig {
+            regions: 5,
+            restarts: 8,
+            iters: 50,
+            spatial_weight: 1.0,
+            smooth_iters: 2,
+            interior: 1,
+            scoring: SegmentScoring::Learned,
+            neighbours: 1,
+            distinct: false,
+            scale_shifts: 0,
+            refine_window: 32,
+            refine_radius: 1,
+            inside_windows: false,
+            posterior_weight: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl RegionConfig {
+    /// Checks the settings for a segmenter of `num_classes` classes.
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidParameter`] for zero counts, a negative or non-finite spatial
+    /// weight, or `distinct` with more segments than classes.
+    pub fn validate(&self, num_classes: usize) -> Result<()> {
+        const OP: &str = "RegionConfig";
+        for (name, v) in [
+            ("regions", self.regions),
+            ("restarts", self.restarts),
+            ("iters", self.iters),
+            ("neighbours", self.neighbours),
+        ] {
+            if v == 0 {
+                return Err(VisionError::param(OP, name, v, "must be at least 1"));
+            }
+        }
+        for (name, v) in [
+            ("spatial_weight", self.spatial_weight),
+            ("posterior_weight", self.posterior_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(VisionError::param(
+                    OP,
+                    name,
+                    v,
+                    "must be finite and non-negative",
+                ));
+            }
+        }
+        if self.distinct && num_classes > 20 {
+            return Err(VisionError::param(
+                OP,
+                "distinct",
+                num_classes,
+                "the exact assignment handles at most 20 classes",
+            ));
+        }
+        if self.distinct && self.regions > num_classes {
+            return Err(VisionError::param(
+                OP,
+                "regions",
+                self.regions,
+                format!(
+                    "distinct classes need at most as many segments as classes ({num_classes})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What [`TextonSegmenter::segment_regions`] found in one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionSegmentation {
+    /// The class of every pixel.
+    pub labels: Array2<u8>,
+    /// The segment (0..regions) of every grid point (point `(i, j)` sits at pixel
+    /// `((i + ½)·step, (j + ½)·step)`), after the majority filter.
+    pub segments: Array2<usize>,
+    /// Grid points per segment.
+    pub sizes: Vec<usize>,
+    /// `[regions, classes]` scores (higher is better) of every segment.
+    pub scores: Array2<f32>,
+    /// The class given to each segment (`None` for a segment left empty).
+    pub classes: Vec<Option<usize>>,
+}
+
+impl TextonSegmenter {
+    /// Segments a grey image by region (see the module docs).
+    ///
+    /// # Errors
+    /// Bad settings ([`RegionConfig::validate`]), [`SegmentScoring::Images`] on a
+    /// segmenter fitted without region settings (no image models), an image smaller than
+    /// one grid step or with fewer grid points than segments.
+    pub fn segment_regions(
+        &mut self,
+        image: ArrayView2<f32>,
+        rc: &RegionConfig,
+    ) -> Result<RegionSegmentation> {
+        let mut out = self.segment_regions_multi(image, std::slice::from_ref(rc))?;
+        Ok(out.pop().expect("one result per setting"))
+    }
+
+    /// [`TextonSegmenter::segment_regions`] under several settings, sharing the texton
+    /// maps, window histograms and point scores of the image (for tuning).
+    ///
+    /// # Errors
+    /// As [`TextonSegmenter::segment_regions`].
+    pub fn segment_regions_multi(
+        &mut self,
+        image: ArrayView2<f32>,
+        settings: &[RegionConfig],
+    ) -> Result<Vec<RegionSegmentation>> {
+        const OP: &str = "TextonSegmenter::segment_regions";
+        for rc in settings {
+            rc.validate(self.num_classes)?;
+            if (matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
+                || rc.posterior_weight > 0.0)
+                && self.image_labels.is_empty()
+            {
+                return Err(VisionError::Empty {
+                    op: OP,
+                    what: "image models (fit with region settings in TextonSegConfig::regions)"
+                        .into(),
+                });
+            }
+        }
+        let (h, w) = image.dim();
+        let s = self.cfg.step;
+        if h < s || w < s {
+            return Err(VisionError::Empty {
+                op: OP,
+                what: format!("image {:?} is smaller than one grid step {s}", (h, w)),
+            });
+        }
+        let (gh, gw) = (h / s, w / s);
+        if let Some(rc) = settings.iter().find(|rc| rc.regions > gh * gw) {
+            return Err(VisionError::param(
+                OP,
+                "regions",
+                rc.regions,
+                format!("more segments than the {} grid points", gh * gw),
+            ));
+        }
+        let maps = self.model.texton_maps(image)?;
+        let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
+        let ig = Integrals::new(&maps, k, nl);
+        let point_scores = if settings
+            .iter()
+            .any(|rc| rc.scoring == SegmentScoring::Points)
+        {
+            Some(self.point_scores(&ig, gh, gw))
+        } else {
+            None
+        };
+        let side = self.cfg.window as f32;
+        let d = nl * k;
+        // Square-root window histograms of the points, windows clipped at the border
+        // (`false`) or shifted inside the image (`true`, [`RegionConfig::inside_windows`]).
+        let roots_for = |shift: bool| {
+            let inside = |c: f32, n: usize| {
+                if !shift {
+                    c
+                } else if side >= n as f32 {
+                    n as f32 / 2.0
+                } else {
+                    c.clamp(side / 2.0, n as f32 - side / 2.0)
+                }
+            };
+            let mut roots = vec![0f32; gh * gw * d];
+            for (p, row) in roots.chunks_mut(d).enumerate() {
+                let (i, j) = (p / gw, p % gw);
+                let hist = ig.window(
+                    inside((i as f32 + 0.5) * s as f32, h),
+                    inside((j as f32 + 0.5) * s as f32, w),
+                    side,
+                );
+                for (o, v) in row.iter_mut().zip(hist) {
+                    *o = v.sqrt();
+                }
+            }
+            roots
+        };
+        let roots: Vec<Option<Vec<f32>>> = [false, true]
+            .into_iter()
+            .map(|shift| {
+                settings
+                    .iter()
+                    .any(|rc| rc.inside_windows == shift)
+                    .then(|| roots_for(shift))
+            })
+            .collect();
+        settings
+            .iter()
+            .map(|rc| {
+                let r = roots[usize::from(rc.inside_windows)]
+                    .as_deref()
+                    .expect("computed for every flag in use");
+                self.regions_of(r, &maps, &ig, point_scores.as_ref(), (h, w), rc)
+            })
+            .collect()
+    }
+
+    /// Classifies *given* segments of a grey image as
+    /// [`TextonSegmenter::segment_regions`] classifies its k-means segments (scoring,
+    /// distinct classes, refinement as `rc` says; `rc.regions`, the clustering and the
+    /// majority filter are not used): `segments` holds the segment (`0..nseg`) of every
+    /// grid point. With the true regions this measures the classification alone.
+    ///
+    /// # Errors
+    /// As [`TextonSegmenter::segment_regions`]; a segment grid of the wrong shape or with
+    /// a segment `≥ nseg`; `distinct` with more non-empty segments than classes.
+    pub fn segment_given_regions(
+        &mut self,
+        image: ArrayView2<f32>,
+        segments: Array2<usize>,
+        nseg: usize,
+        rc: &RegionConfig,
+    ) -> Result<RegionSegmentation> {
+        const OP: &str = "TextonSegmenter::segment_given_regions";
+        let rc_check = RegionConfig {
+            regions: 1,
+            ..rc.clone()
+        };
+        rc_check.validate(self.num_classes)?;
+        let (h, w) = image.dim();
+        let st = self.cfg.step;
+        if h < st || w < st {
+            return Err(VisionError::Empty {
+                op: OP,
+                what: format!("image {:?} is smaller than one grid step {st}", (h, w)),
+            });
+        }
+        let (gh, gw) = (h / st, w / st);
+        if segments.dim() != (gh, gw) {
+            return Err(VisionError::shape(OP, &[gh, gw], segments.shape()));
+        }
+        if let Some(&bad) = segments.iter().find(|&&g| g >= nseg) {
+            return Err(VisionError::param(OP, "segments", bad, "segment ≥ nseg"));
+        }
+        let mut used = vec![false; nseg];
+        segments.iter().for_each(|&g| used[g] = true);
+        let n_used = used.iter().filter(|&&u| u).count();
+        if rc.distinct && n_used > self.num_classes {
+            return Err(VisionError::param(
+                OP,
+                "segments",
+                n_used,
+                "distinct classes need at most as many segments as classes",
+            ));
+        }
+        if matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
+            && self.image_labels.is_empty()
+        {
+            return Err(VisionError::Empty {
+                op: OP,
+                what: "image models (fit with region settings in TextonSegConfig::regions)".into(),
+            });
+        }
+        let maps = self.model.texton_maps(image)?;
+        let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
+        let ig = Integrals::new(&maps, k, nl);
+        let ps = (rc.scoring == SegmentScoring::Points).then(|| self.point_scores(&ig, gh, gw));
+        self.label_segments(segments, nseg, &maps, &ig, ps.as_ref(), (h, w), rc)
+    }
+
+    /// The learned classifier (fitted with region settings only).
+    fn locked_classifier(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, crate::classify::NeuralClassifier>> {
+        const OP: &str = "TextonSegmenter::segment_regions";
+        self.classifier
+            .as_ref()
+            .ok_or_else(|| VisionError::Empty {
+                op: OP,
+                what: "learned classifier (fit with region settings in TextonSegConfig::regions)"
+                    .into(),
+            })?
+            .lock()
+            .map_err(|_| VisionError::BadValue {
+                op: OP,
+                what: "the classifier's lock is poisoned".into(),
+            })
+    }
+
+    /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data.
+    fn regions_of(
+        &self,
+        roots: &[f32],
+        maps: &[TextonMap],
+        ig: &Integrals,
+        point_scores: Option<&Array3<f32>>,
+        (h, w): (usize, usize),
+        rc: &RegionConfig,
+    ) -> Result<RegionSegmentation> {
+        let s = self.cfg.step;
+        let (gh, gw) = (h / s, w / s);
+        let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
+        let d = nl * k;
+        let n = gh * gw;
+        // Class probabilities of every point's window under the learned classifier.
+        let post = if rc.posterior_weight > 0.0 {
+            let x = ArrayView2::from_shape((n, d), roots).expect("one row per point");
+            let logits = self.locked_classifier()?.logits(x)?;
+            Some(logits.map_axis(ndarray::Axis(1), |r| {
+                let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = r.iter().map(|&v| (v - m).exp()).collect();
+                let z: f32 = e.iter().sum();
+                e.into_iter().map(|v| v / z).collect::<Vec<f32>>()
+            }))
+        } else {
+            None
+        };
+        let spatial = if rc.spatial_weight > 0.0 { 2 } else { 0 };
+        let nc = self.num_classes;
+        let dd = d + spatial + post.as_ref().map_or(0, |_| nc);
+        let mut feats = vec![0f32; n * dd];
+        for (p, row) in feats.chunks_mut(dd).enumerate() {
+            row[..d].copy_from_slice(&roots[p * d..(p + 1) * d]);
+            if spatial > 0 {
+                row[d] = rc.spatial_weight * ((p / gw) as f32 + 0.5) / gh as f32;
+                row[d + 1] = rc.spatial_weight * ((p % gw) as f32 + 0.5) / gw as f32;
+            }
+            if let Some(post) = &post {
+                for (o, &v) in row[d + spatial..].iter_mut().zip(&post[p]) {
+                    *o = rc.posterior_weight * v;
+                }
+            }
+        }
+        let dim = feats.len() / (gh * gw);
+        let mut rng = StdRng::seed_from_u64(rc.seed);
+        let assign = kmeans(&feats, dim, rc.regions, rc.iters, rc.restarts, &mut rng)?;
+        let mut segments =
+            Array2::from_shape_vec((gh, gw), assign).expect("one segment per grid point");
+        majority_filter(&mut segments, rc.regions, rc.smooth_iters);
+        self.label_segments(segments, rc.regions, maps, ig, point_scores, (h, w), rc)
+    }
+
+    /// Scores and classifies the segments of a grid segmentation (`nseg` segments), refines
+    /// their boundaries and labels the pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn label_segments(
+        &self,
+        mut segments: Array2<usize>,
+        nseg: usize,
+        maps: &[TextonMap],
+        ig: &Integrals,
+        point_scores: Option<&Array3<f32>>,
+        (h, w): (usize, usize),
+        rc: &RegionConfig,
+    ) -> Result<RegionSegmentation> {
+        let s = self.cfg.step;
+        let (gh, gw) = (h / s, w / s);
+        let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
+        let mask = interior_mask(&segments, rc.interior);
+        let mut sizes = vec![0usize; nseg];
+        let mut inner = vec![0usize; nseg];
+        for (&g, &m) in segments.iter().zip(mask.iter()) {
+            sizes[g] += 1;
+            inner[g] += usize::from(m);
+        }
+        // A segment with no interior point pools over all of its points.
+        let use_point = Array2::from_shape_fn((gh, gw), |(i, j)| {
+            let g = segments[[i, j]];
+            mask[[i, j]] || inner[g] == 0
+        });
+        let nc = self.num_classes;
+        let mut scores = Array2::from_elem((nseg, nc), f32::NEG_INFINITY);
+        match rc.scoring {
+            SegmentScoring::Points => {
+                let ps = point_scores.expect("computed when a setting scores points");
+                let mut sum = Array2::<f64>::zeros((nseg, nc));
+                let mut n = vec![0usize; nseg];
+                for ((i, j), &g) in segments.indexed_iter() {
+                    if !use_point[[i, j]] {
+                        continue;
+                    }
+                    n[g] += 1;
+                    for c in 0..nc {
+                        sum[[g, c]] += ps[[c, i, j]] as f64;
+                    }
+                }
+                for g in 0..nseg {
+                    if n[g] > 0 {
+                        for c in 0..nc {
+                            scores[[g, c]] = (sum[[g, c]] / n[g] as f64) as f32;
+                        }
+                    }
+                }
+            }
+            SegmentScoring::Learned => {
+                let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
+                let x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
+                let logits = self.locked_classifier()?.logits(x.view())?;
+                for g in (0..nseg).filter(|&g| sizes[g] > 0) {
+                    let row = logits.row(g);
+                    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+                    for c in 0..nc {
+                        scores[[g, c]] = row[c] - lse;
+                    }
+                }
+            }
+            SegmentScoring::Images | SegmentScoring::References => {
+                let (models, labels) = if rc.scoring == SegmentScoring::Images {
+                    (&self.image_models, &self.image_labels)
+                } else {
+                    (&self.refs, &self.ref_labels)
+                };
+                let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
+                for (g, hist) in pooled.iter().enumerate() {
+                    if sizes[g] > 0 {
+                        let sc = if rc.scale_shifts == 0 {
+                            knn_scores(hist, models, labels, nc, rc.neighbours)
+                        } else {
+                            shifted_knn_scores(
+                                hist,
+                                models,
+                                labels,
+                                (nc, rc.neighbours),
+                                (nl, k),
+                                rc.scale_shifts,
+                            )
+                        };
+                        for (c, v) in sc.into_iter().enumerate() {
+                            scores[[g, c]] = v;
+                        }
+                    }
+                }
+            }
+        }
+        let classes = if rc.distinct {
+            assign_distinct(&scores, &sizes)
+        } else {
+            (0..nseg)
+                .map(|g| {
+                    (sizes[g] > 0).then(|| {
+                        let row = scores.row(g);
+                        super::argmax(row.iter().copied(), &vec![true; nc])
+                    })
+                })
+                .collect()
+        };
+        if rc.refine_window > 0 {
+            refine_boundaries(ig, &mut segments, &mask, s, (h, w), nseg, rc);
+        }
+        let labels = Array2::from_shape_fn((h, w), |(y, x)| {
+            let g = segments[[(y / s).min(gh - 1), (x / s).min(gw - 1)]];
+            classes[g].unwrap_or(0) as u8
+        });
+        Ok(RegionSegmentation {
+            labels,
+            segments,
+            sizes,
+            scores,
+            classes,
+        })
+    }
+}
+
+/// The boundary refinement of [`RegionConfig::refine_window`] (in place).
+fn refine_boundaries(
+    ig: &Integrals,
+    segments: &mut Array2<usize>,
+    interior: &Array2<bool>,
+    step: usize,
+    (h, w): (usize, usize),
+    nseg: usize,
+    rc: &RegionConfig,
+) {
+    let (gh, gw) = segments.dim();
+    let side = rc.refine_window as f32;
+    let inside = |c: f32, n: usize| {
+        if side >= n as f32 {
+            n as f32 / 2.0
+        } else {
+            c.clamp(side / 2.0, n as f32 - side / 2.0)
+        }
+    };
+    let small: Vec<Vec<f32>> = (0..gh * gw)
+        .map(|p| {
+            let (i, j) = (p / gw, p % gw);
+            ig.window(
+                inside((i as f32 + 0.5) * step as f32, h),
+                inside((j as f32 + 0.5) * step as f32, w),
+                side,
+            )
+            .into_iter()
+            .map(f32::sqrt)
+            .collect()
+        })
+        .collect();
+    let d = small.first().map_or(0, Vec::len);
+    // Prototypes: mean over a segment's interior points, or over all of its points when
+    // it has no interior point.
+    let mut sums = [vec![vec![0f32; d]; nseg], vec![vec![0f32; d]; nseg]];
+    let mut ns = [vec![0usize; nseg], vec![0usize; nseg]];
+    for (p, row) in small.iter().enumerate() {
+        let (i, j) = (p / gw, p % gw);
+        let g = segments[[i, j]];
+        for (which, used) in [interior[[i, j]], true].into_iter().enumerate() {
+            if used {
+                sums[which][g]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(a, &b)| *a += b);
+                ns[which][g] += 1;
+            }
+        }
+    }
+    let mut count = vec![0usize; nseg];
+    let mut proto = vec![vec![0f32; d]; nseg];
+    for g in 0..nseg {
+        let which = if ns[0][g] > 0 { 0 } else { 1 };
+        count[g] = ns[which][g];
+        if count[g] > 0 {
+            for (o, &v) in proto[g].iter_mut().zip(&sums[which][g]) {
+                *o = v / count[g] as f32;
+            }
+        }
+    }
+    let r = rc.refine_radius;
+    let old = segments.clone();
+    for i in 0..gh {
+        for j in 0..gw {
+            let mut cand = vec![false; nseg];
+            for ii in i.saturating_sub(r)..(i + r + 1).min(gh) {
+                for jj in j.saturating_sub(r)..(j + r + 1).min(gw) {
+                    cand[old[[ii, jj]]] = true;
+                }
+            }
+            if cand.iter().filter(|&&c| c).count() < 2 {
+                continue;
+            }
+            let q = &small[i * gw + j];
+            let mut best = (old[[i, j]], f32::INFINITY);
+            for g in (0..nseg).filter(|&g| cand[g] && count[g] > 0) {
+                let dist: f32 = q
+                    .iter()
+                    .zip(&proto[g])
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                if dist < best.1 {
+                    best = (g, dist);
+                }
+            }
+            segments[[i, j]] = best.0;
+        }
+    }
+}
+
+/// [`knn_scores`] with the distance to a model taken as the smallest over level shifts
+/// `−shifts..=shifts` (see [`RegionConfig::scale_shifts`]).
+fn shifted_knn_scores(
+    q: &[f32],
+    models: &Array2<f32>,
+    labels: &[usize],
+    (nc, k): (usize, usize),
+    (nl, kt): (usize, usize),
+    shifts: usize,
+) -> Vec<f32> {
+    let mut best = vec![vec![f32::INFINITY; k]; nc];
+    let s = shifts.min(nl.saturating_sub(1)) as isize;
+    for (r, &c) in models.outer_iter().zip(labels) {
+        let m = r.as_slice().expect("contiguous");
+        let mut d = f32::INFINITY;
+        for sh in -s..=s {
+            let (mut sum, mut used) = (0f32, 0usize);
+            for l in 0..nl as isize {
+                let lm = l + sh;
+                if lm < 0 || lm >= nl as isize {
+                    continue;
+                }
+                let (a, b) = (l as usize * kt, lm as usize * kt);
+                sum += super::chi2(&q[a..a + kt], &m[b..b + kt]);
+                used += 1;
+            }
+            if used > 0 {
+                d = d.min(sum * nl as f32 / used as f32);
+            }
+        }
+        let b = &mut best[c];
+        if d < b[k - 1] {
+            let at = b.partition_point(|&v| v <= d);
+            b.insert(at, d);
+            b.pop();
+        }
+    }
+    best.into_iter()
+        .map(|b| -b.iter().sum::<f32>() / k as f32)
+        .collect()
+}
+
+/// Seeded k-means on the rows of `x` (`dim` columns): k-means++ seeding, at most `iters`
+/// Lloyd iterations, `restarts` runs; the assignment of the run with the lowest sum of
+/// squared distances. Empty clusters are re-seeded at the point farthest from its centre.
+fn kmeans(
+    x: &[f32],
+    dim: usize,
+    k: usize,
+    iters: usize,
+    restarts: usize,
+    rng: &mut StdRng,
+) -> Result<Vec<usize>> {
+    let n = x.len() / dim.max(1);
+    if k == 0 || n < k {
+        return Err(VisionError::param(
+            "kmeans",
+            "k",
+            k,
+            format!("needs between 1 and the {n} points"),
+        ));
+    }
+    let row = |i: usize| &x[i * dim..(i + 1) * dim];
+    let sq =
+        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum() };
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    for _ in 0..restarts {
+        // k-means++ seeding.
+        let mut centres = vec![0f32; k * dim];
+        let first = rng.random_range(0..n);
+        centres[..dim].copy_from_slice(row(first));
+        let mut dmin: Vec<f32> = (0..n).map(|i| sq(row(i), row(first))).collect();
+        for c in 1..k {
+            let total: f64 = dmin.iter().map(|&v| v as f64).sum();
+            let pick = if total > 0.0 {
+                let mut u = rng.random_range(0.0..total);
+                let mut pick = n - 1;
+                for (i, &v) in dmin.iter().enumerate() {
+                    if u < v as f64 {
+                        pick = i;
+                        break;
+                    }
+                    u -= v as f64;
+                }
+                pick
+            } else {
+                rng.random_range(0..n)
+            };
+            centres[c * dim..(c + 1) * dim].copy_from_slice(row(pick));
+            for (i, dm) in dmin.iter_mut().enumerate() {
+                *dm = dm.min(sq(row(i), row(pick)));
+            }
+        }
+        let mut assign = vec![usize::MAX; n];
+        let mut dist = vec![0f32; n];
+        for _ in 0..iters {
+            let mut changed = false;
+            for i in 0..n {
+                let (mut bc, mut bd) = (0, f32::INFINITY);
+                for c in 0..k {
+                    let dd = sq(row(i), &centres[c * dim..(c + 1) * dim]);
+                    if dd < bd {
+                        (bc, bd) = (c, dd);
+                    }
+                }
+                changed |= assign[i] != bc;
+                assign[i] = bc;
+                dist[i] = bd;
+            }
+            if !changed {
+                break;
+            }
+            let mut sum = vec![0f64; k * dim];
+            let mut count = vec![0usize; k];
+            for (i, &c) in assign.iter().enumerate() {
+                count[c] += 1;
+                for (s, &v) in sum[c * dim..(c + 1) * dim].iter_mut().zip(row(i)) {
+                    *s += v as f64;
+                }
+            }
+            for c in 0..k {
+                if count[c] == 0 {
+                    // Re-seed at the point farthest from its centre.
+                    let far = (0..n)
+                        .max_by(|&a, &b| dist[a].total_cmp(&dist[b]))
+                        .expect("n ≥ k ≥ 1");
+                    centres[c * dim..(c + 1) * dim].copy_from_slice(row(far));
+                    dist[far] = 0.0;
+                } else {
+                    for (o, &s) in centres[c * dim..(c + 1) * dim]
+                        .iter_mut()
+                        .zip(&sum[c * dim..(c + 1) * dim])
+                    {
+                        *o = (s / count[c] as f64) as f32;
+                    }
+                }
+            }
+        }
+        // Final assignment and cost under the last centres.
+        let mut cost = 0f64;
+        for (i, a) in assign.iter_mut().enumerate() {
+            let (mut bc, mut bd) = (0, f32::INFINITY);
+            for c in 0..k {
+                let dd = sq(row(i), &centres[c * dim..(c + 1) * dim]);
+                if dd < bd {
+                    (bc, bd) = (c, dd);
+                }
+            }
+            *a = bc;
+            cost += bd as f64;
+        }
+        if best.as_ref().is_none_or(|b| cost < b.0) {
+            best = Some((cost, assign));
+        }
+    }
+    Ok(best.expect("restarts ≥ 1").1)
+}
+
+/// `iters` synchronous passes of a 3×3 majority filter over the labels `0..k` of a grid:
+/// a point takes the most frequent label of its neighbourhood (itself included), keeping
+/// its own on a tie.
+fn majority_filter(labels: &mut Array2<usize>, k: usize, iters: usize) {
+    let (gh, gw) = labels.dim();
+    for _ in 0..iters {
+        let prev = labels.clone();
+        let mut count = vec![0usize; k];
+        for i in 0..gh {
+            for j in 0..gw {
+                count.iter_mut().for_each(|c| *c = 0);
+                for ii in i.saturating_sub(1)..(i + 2).min(gh) {
+                    for jj in j.saturating_sub(1)..(j + 2).min(gw) {
+                        count[prev[[ii, jj]]] += 1;
+                    }
+                }
+                let own = prev[[i, j]];
+                let mut best = own;
+                for (c, &n) in count.iter().enumerate() {
+                    if n > count[best] {
+                        best = c;
+                    }
+                }
+                labels[[i, j]] = best;
+            }
+        }
+        if *labels == prev {
+            break;
+        }
+    }
+}
+
+/// Whether every grid point within Chebyshev radius `r` (clipped to the grid) shares the
+/// point's label.
+fn interior_mask(labels: &Array2<usize>, r: usize) -> Array2<bool> {
+    let (gh, gw) = labels.dim();
+    Array2::from_shape_fn((gh, gw), |(i, j)| {
+        let own = labels[[i, j]];
+        (i.saturating_sub(r)..(i + r + 1).min(gh))
+            .all(|ii| (j.saturating_sub(r)..(j + r + 1).min(gw)).all(|jj| labels[[ii, jj]] == own))
+    })
+}
+
+/// The texton histogram of each segment pooled over the cells of every level whose centre
+/// falls in one of its used grid points (normalised per level, the levels present sharing
+/// a total of 1, as [`TextonModel::describe`](crate::texton::TextonModel::describe)).
+fn pooled_histograms(
+    maps: &[TextonMap],
+    segments: &Array2<usize>,
+    use_point: &Array2<bool>,
+    step: usize,
+    nseg: usize,
+    k: usize,
+    nl: usize,
+) -> Vec<Vec<f32>> {
+    let (gh, gw) = segments.dim();
+    let mut counts = vec![vec![0f32; nl * k]; nseg];
+    for m in maps.iter().filter(|m| m.level < nl) {
+        let cell = |a: usize| {
+            let c = m.offset + a as f32 * m.step;
+            (c / step as f32).floor().max(0.0) as usize
+        };
+        for ((a, b), &t) in m.ids.indexed_iter() {
+            let (i, j) = (cell(a).min(gh - 1), cell(b).min(gw - 1));
+            if use_point[[i, j]] {
+                counts[segments[[i, j]]][m.level * k + t.min(k - 1)] += 1.0;
+            }
+        }
+    }
+    for hist in counts.iter_mut() {
+        let totals: Vec<f32> = hist.chunks(k).map(|l| l.iter().sum()).collect();
+        let present = totals.iter().filter(|&&t| t > 0.0).count();
+        for (l, chunk) in hist.chunks_mut(k).enumerate() {
+            if totals[l] > 0.0 {
+                let f = 1.0 / (totals[l] * present as f32);
+                chunk.iter_mut().for_each(|v| *v *= f);
+            }
+        }
+    }
+    counts
+}
+
+/// Pairwise different classes for the non-empty segments maximising the sum over segments
+/// of `size × score` (exact dynamic programme over the sets of used classes; requires at
+/// most as many non-empty segments as classes, and at most 20 classes).
+fn assign_distinct(scores: &Array2<f32>, sizes: &[usize]) -> Vec<Option<usize>> {
+    let (nseg, nc) = scores.dim();
+    let used: Vec<usize> = (0..nseg).filter(|&g| sizes[g] > 0).collect();
+    let finite = |v: f32| if v.is_finite() { v as f64 } else { -1e30 };
+    // best[m] = best total for the first popcount(m) used segments taking class set m.
+    let full = 1usize << nc;
+    let mut best = vec![f64::NEG_INFINITY; full];
+    let mut from = vec![usize::MAX; full];
+    best[0] = 0.0;
+    for m in 0..full {
+        let t = m.count_ones() as usize;
+        if best[m] == f64::NEG_INFINITY || t >= used.len() {
+            continue;
+        }
+        let g = used[t];
+        for c in 0..nc {
+            if m & (1 << c) != 0 {
+                continue;
+            }
+            let v = best[m] + sizes[g] as f64 * finite(scores[[g, c]]);
+            let m2 = m | (1 << c);
+            if v > best[m2] {
+                best[m2] = v;
+                from[m2] = c;
+            }
+        }
+    }
+    let mut end = None;
+    for m in 0..full {
+        if m.count_ones() as usize == used.len()
+            && best[m] > f64::NEG_INFINITY
+            && end.is_none_or(|e: usize| best[m] > best[e])
+        {
+            end = Some(m);
+        }
+    }
+    let mut classes = vec![None; nseg];
+    let mut m = end.unwrap_or(0);
+    for &g in used.iter().rev() {
+        if m == 0 {
+            break;
+        }
+        let c = from[m];
+        classes[g] = Some(c);
+        m &= !(1 << c);
+    }
+    classes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{TextonSegConfig, TextureBank};
+    use super::*;
+    use crate::texton::TextonConfig;
+    use ndarray::Axis;
+
+    /// Three synthetic textures: vertical stripes, horizontal stripes (random phase, a
+    /// little noise) and white noise.
+    fn texture(h: usize, w: usize, class: usize, rng: &mut StdRng) -> Array2<f32> {
+        let phase = rng.random_range(0.0..std::f32::consts::TAU);
+        Array2::from_shape_fn((h, w), |(y, x)| {
+            let n = rng.random_range(-1.0f32..1.0);
+            match class {
+                0 => (x as f32 * 1.3 + phase).sin() + 0.1 * n,
+                1 => (y as f32 * 1.3 + phase).sin() + 0.1 * n,
+                _ => n,
+            }
+        })
+    }
+
+    fn tiny_config(regions: Option<RegionConfig>) -> TextonSegConfig {
+        TextonSegConfig {
+            texton: TextonConfig {
+                patch: 4,
+                stride: 2,
+                levels: 2,
+                textons: 12,
+                train_patches: 2000,
+                latent: 4,
+                hidden: vec![16],
+                epochs: 3,
+                batch: 32,
+                ..TextonConfig::default()
+            },
+            window: 12,
+            step: 4,
+            refs_per_class: 10,
+            smooth: 1,
+            keep_classes: None,
+            mirror_refs: true,
+            neighbours: 2,
+            regions,
+            classifier_hidden: 0,
+            classifier_crops: 2,
+        }
+    }
+
+    fn bank(classes: usize, rng: &mut StdRng) -> TextureBank {
+        let images = (0..3 * classes)
+            .map(|i| texture(24, 24, i % classes, rng))
+            .collect();
+        TextureBank {
+            images,
+            labels: (0..3 * classes).map(|i| i % classes).collect(),
+            num_classes: classes,
+        }
+    }
+
+    /// A 48×48 image: texture 0 on the left half, 1 top right, 2 bottom right; and its
+    /// truth.
+    fn layout(rng: &mut StdRng) -> (Array2<f32>, Array2<u8>) {
+        let truth = Array2::from_shape_fn((48, 48), |(y, x)| match (x >= 24, y >= 24) {
+            (false, _) => 0u8,
+            (true, false) => 1,
+            (true, true) => 2,
+        });
+        let tex: Vec<_> = (0..3).map(|c| texture(48, 48, c, rng)).collect();
+        let img = Array2::from_shape_fn((48, 48), |(y, x)| tex[truth[[y, x]] as usize][[y, x]]);
+        (img, truth)
+    }
+
+    fn accuracy(pred: &Array2<u8>, truth: &Array2<u8>) -> f32 {
+        let ok = pred.iter().zip(truth).filter(|(p, t)| p == t).count();
+        ok as f32 / truth.len() as f32
+    }
+
+    /// Clustering and whole-segment classification recover a three-texture layout, with
+    /// every scoring, with and without distinct classes.
+    #[test]
+    fn regions_recover_a_three_texture_layout() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let bank = bank(3, &mut rng);
+        let base = RegionConfig {
+            regions: 3,
+            spatial_weight: 0.0,
+            scoring: SegmentScoring::Images,
+            distinct: true,
+            refine_window: 0,
+            ..RegionConfig::default()
+        };
+        let mut seg = TextonSegmenter::fit(&bank, &tiny_config(Some(base.clone())), 0).unwrap();
+        assert_eq!(
+            seg.image_models.nrows(),
+            9 * 4,
+            "every image and its 3 mirrors"
+        );
+        let (img, truth) = layout(&mut rng);
+        let settings: Vec<RegionConfig> = [
+            SegmentScoring::Images,
+            SegmentScoring::References,
+            SegmentScoring::Points,
+            SegmentScoring::Learned,
+        ]
+        .into_iter()
+        .flat_map(|scoring| {
+            [true, false].map(|distinct| RegionConfig {
+                scoring,
+                distinct,
+                ..base.clone()
+            })
+        })
+        .chain([RegionConfig {
+            spatial_weight: 0.5,
+            refine_window: 8,
+            refine_radius: 2,
+            inside_windows: true,
+            scale_shifts: 1,
+            ..base.clone()
+        }])
+        .collect();
+        let out = seg.segment_regions_multi(img.view(), &settings).unwrap();
+        for (rc, r) in settings.iter().zip(&out) {
+            assert_eq!(r.labels.dim(), (48, 48));
+            assert_eq!(r.segments.dim(), (12, 12));
+            assert_eq!(r.sizes.iter().sum::<usize>(), 144);
+            let acc = accuracy(&r.labels, &truth);
+            assert!(acc > 0.85, "{rc:?}: accuracy {acc}");
+            if rc.distinct {
+                let mut got: Vec<usize> = r.classes.iter().flatten().copied().collect();
+                got.sort_unstable();
+                got.dedup();
+                assert_eq!(got.len(), r.classes.iter().flatten().count());
+            }
+        }
+        // `segment` follows the region settings of the config.
+        let p = seg.segment(img.view()).unwrap();
+        assert_eq!(p, out[0].labels);
+        // The true regions, given: every class right.
+        let grid = Array2::from_shape_fn((12, 12), |(i, j)| truth[[4 * i + 2, 4 * j + 2]] as usize);
+        let given = seg
+            .segment_given_regions(img.view(), grid.clone(), 3, &base)
+            .unwrap();
+        assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
+        assert_eq!(given.segments, grid);
+        assert!(accuracy(&given.labels, &truth) > 0.97);
+        // Given-region errors: wrong grid shape, a segment out of range.
+        assert!(matches!(
+            seg.segment_given_regions(img.view(), Array2::zeros((3, 3)), 3, &base),
+            Err(VisionError::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            seg.segment_given_regions(img.view(), grid, 2, &base),
+            Err(VisionError::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn shifted_matching_finds_a_rescaled_model() {
+        // Two levels of 2 textons. The query's level 0 equals model A's level 1: with one
+        // shift A matches exactly; without, B (closer as is) wins.
+        let q = [0.5f32, 0.0, 0.0, 0.5];
+        let models = ndarray::arr2(&[[0.0f32, 0.5, 0.5, 0.0], [0.3, 0.2, 0.2, 0.3]]);
+        let plain = knn_scores(&q, &models, &[0, 1], 2, 1);
+        assert!(plain[1] > plain[0]);
+        let shifted = shifted_knn_scores(&q, &models, &[0, 1], (2, 1), (2, 2), 1);
+        assert_eq!(shifted[0], 0.0);
+        assert!(shifted[0] > shifted[1]);
+    }
+
+    #[test]
+    fn kmeans_recovers_two_blobs_and_is_seeded() {
+        // 20 points near (0, 0) and 20 near (5, 5).
+        let mut rng = StdRng::seed_from_u64(1);
+        let x: Vec<f32> = (0..40)
+            .flat_map(|i| {
+                let c = if i < 20 { 0.0 } else { 5.0 };
+                [
+                    c + rng.random_range(-0.5..0.5),
+                    c + rng.random_range(-0.5..0.5),
+                ]
+            })
+            .collect();
+        let a = kmeans(&x, 2, 2, 20, 3, &mut StdRng::seed_from_u64(7)).unwrap();
+        assert!(a[..20].iter().all(|&v| v == a[0]));
+        assert!(a[20..].iter().all(|&v| v == a[20]));
+        assert_ne!(a[0], a[20]);
+        let b = kmeans(&x, 2, 2, 20, 3, &mut StdRng::seed_from_u64(7)).unwrap();
+        assert_eq!(a, b);
+        assert!(kmeans(&x, 2, 41, 20, 3, &mut rng).is_err());
+        assert!(kmeans(&x, 2, 0, 20, 3, &mut rng).is_err());
+    }
+
+    #[test]
+    fn majority_filter_and_interior() {
+        let mut g = Array2::from_shape_fn((5, 6), |(_, j)| usize::from(j >= 3));
+        g[[2, 1]] = 1; // a lone point inside segment 0
+        majority_filter(&mut g, 2, 3);
+        let want = Array2::from_shape_fn((5, 6), |(_, j)| usize::from(j >= 3));
+        assert_eq!(g, want);
+        let m = interior_mask(&g, 1);
+        assert!(m[[2, 0]] && m[[2, 1]] && !m[[2, 2]] && !m[[2, 3]] && m[[2, 4]]);
+    }
+
+    #[test]
+    fn distinct_assignment_is_optimal() {
+        // Greedy (segment 0 takes class 0) totals 5 + 0; the optimum is 4 + 4.
+        let s = ndarray::arr2(&[[5.0f32, 4.0, -1.0], [4.0, 0.0, -2.0]]);
+        assert_eq!(assign_distinct(&s, &[1, 1]), vec![Some(1), Some(0)]);
+        // Sizes weight the segments: a big segment keeps its best class.
+        assert_eq!(assign_distinct(&s, &[10, 1]), vec![Some(0), Some(1)]);
+        // Empty segments get no class; −∞ scores are avoided.
+        let t = ndarray::arr2(&[[f32::NEG_INFINITY, 1.0], [3.0, 2.0], [0.0, 0.0]]);
+        assert_eq!(
+            assign_distinct(&t, &[1, 1, 0]),
+            vec![Some(1), Some(0), None]
+        );
+    }
+
+    #[test]
+    fn pooled_histograms_count_the_cells_of_each_segment() {
+        // One level, 4×4 cells of step 2 (centres 1, 3, 5, 7) on an 8×8 image, grid step 4:
+        // each grid point holds 2×2 cells.
+        let ids = Array2::from_shape_fn((4, 4), |(a, b)| usize::from(b >= 2) + 2 * (a % 2));
+        let map = TextonMap {
+            level: 0,
+            ids,
+            step: 2.0,
+            offset: 1.0,
+        };
+        let seg = ndarray::arr2(&[[0usize, 1], [0, 1]]);
+        let all = Array2::from_elem((2, 2), true);
+        let h = pooled_histograms(&[map], &seg, &all, 4, 2, 4, 1);
+        assert_eq!(h[0], vec![0.5, 0.0, 0.5, 0.0]);
+        assert_eq!(h[1], vec![0.0, 0.5, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn bad_region_settings_are_errors() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let bank = bank(2, &mut rng);
+        let bad = [
+            RegionConfig {
+                regions: 0,
+                distinct: false,
+                ..RegionConfig::default()
+            },
+            // Distinct classes for more segments than the 2 classes.
+            RegionConfig {
+                regions: 3,
+                distinct: true,
+                ..RegionConfig::default()
+            },
+            RegionConfig {
+                regions: 2,
+                restarts: 0,
+                ..RegionConfig::default()
+            },
+            RegionConfig {
+                regions: 2,
+                neighbours: 0,
+                ..RegionConfig::default()
+            },
+            RegionConfig {
+                regions: 2,
+                spatial_weight: -1.0,
+                ..RegionConfig::default()
+            },
+            RegionConfig {
+                regions: 2,
+                posterior_weight: f32::NAN,
+                ..RegionConfig::default()
+            },
+        ];
+        for rc in &bad {
+            assert!(
+                matches!(
+                    TextonSegmenter::fit(&bank, &tiny_config(Some(rc.clone())), 0),
+                    Err(VisionError::InvalidParameter { .. })
+                ),
+                "{rc:?}"
+            );
+        }
+        let ok = RegionConfig {
+            regions: 2,
+            ..RegionConfig::default()
+        };
+        // Fitted without region settings: no image models or classifier for image,
+        // learned or posterior-weighted settings.
+        let mut plain = TextonSegmenter::fit(&bank, &tiny_config(None), 0).unwrap();
+        let img = texture(24, 24, 0, &mut rng);
+        for rc in [
+            ok.clone(),
+            RegionConfig {
+                scoring: SegmentScoring::Images,
+                ..ok.clone()
+            },
+            RegionConfig {
+                scoring: SegmentScoring::Points,
+                posterior_weight: 1.0,
+                ..ok.clone()
+            },
+        ] {
+            assert!(matches!(
+                plain.segment_regions(img.view(), &rc),
+                Err(VisionError::Empty { .. })
+            ));
+        }
+        // Bad settings at segmentation time, and more segments than grid points.
+        assert!(matches!(
+            plain.segment_regions(img.view(), &bad[1]),
+            Err(VisionError::InvalidParameter { .. })
+        ));
+        let refs = RegionConfig {
+            scoring: SegmentScoring::References,
+            regions: 2,
+            ..RegionConfig::default()
+        };
+        let small = texture(4, 4, 0, &mut rng);
+        assert!(matches!(
+            plain.segment_regions(small.view(), &refs),
+            Err(VisionError::InvalidParameter { .. })
+        ));
+        assert!(plain
+            .segment_regions(Array2::<f32>::zeros((2, 2)).view(), &refs)
+            .is_err());
+        assert!(SegmentScoring::parse("nearest").is_err());
+        let strip = ndarray::concatenate(Axis(1), &[img.view(), img.view()]).unwrap();
+        assert!(plain.segment_regions(strip.view(), &refs).is_ok());
+    }
+}

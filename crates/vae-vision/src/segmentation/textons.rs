@@ -226,10 +226,22 @@ impl Integrals {
 /// Per-class scores of histogram `q` against labelled models: minus the mean chi-square
 /// distance of the class's `k` nearest models (−∞ for a class with fewer than `k`).
 fn knn_scores(q: &[f32], models: &Array2<f32>, labels: &[usize], nc: usize, k: usize) -> Vec<f32> {
+    knn_class_scores(
+        models
+            .outer_iter()
+            .zip(labels)
+            .map(|(r, &c)| (c, chi2(q, r.as_slice().expect("contiguous")))),
+        nc,
+        k,
+    )
+}
+
+/// Minus the mean of the `k` smallest distances of each of `nc` classes, from
+/// `(class, distance)` pairs (a score: higher is nearer).
+fn knn_class_scores(pairs: impl Iterator<Item = (usize, f32)>, nc: usize, k: usize) -> Vec<f32> {
     // The `k` smallest distances of each class, ascending.
     let mut best = vec![vec![f32::INFINITY; k]; nc];
-    for (r, &c) in models.outer_iter().zip(labels) {
-        let d = chi2(q, r.as_slice().expect("contiguous"));
+    for (c, d) in pairs {
         let b = &mut best[c];
         if d < b[k - 1] {
             let at = b.partition_point(|&v| v <= d);

@@ -18,7 +18,7 @@ use ndarray::{Array2, Array3, ArrayView2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{knn_scores, Integrals, TextonSegmenter};
+use super::{knn_class_scores, knn_scores, Integrals, TextonSegmenter};
 use crate::error::{Result, VisionError};
 use crate::texton::TextonMap;
 
@@ -261,13 +261,7 @@ impl TextonSegmenter {
         }
         let (h, w) = image.dim();
         let s = self.cfg.step;
-        if h < s || w < s {
-            return Err(VisionError::Empty {
-                op: OP,
-                what: format!("image {:?} is smaller than one grid step {s}", (h, w)),
-            });
-        }
-        let (gh, gw) = (h / s, w / s);
+        let (gh, gw) = grid_of((h, w), s, OP)?;
         if let Some(rc) = settings.iter().find(|rc| rc.regions > gh * gw) {
             return Err(VisionError::param(
                 OP,
@@ -359,13 +353,7 @@ impl TextonSegmenter {
         rc_check.validate(self.num_classes)?;
         let (h, w) = image.dim();
         let st = self.cfg.step;
-        if h < st || w < st {
-            return Err(VisionError::Empty {
-                op: OP,
-                what: format!("image {:?} is smaller than one grid step {st}", (h, w)),
-            });
-        }
-        let (gh, gw) = (h / st, w / st);
+        let (gh, gw) = grid_of((h, w), st, OP)?;
         if segments.dim() != (gh, gw) {
             return Err(VisionError::shape(OP, &[gh, gw], segments.shape()));
         }
@@ -683,6 +671,18 @@ fn refine_boundaries(
     }
 }
 
+/// The point grid of an `(h, w)` image at step `s`, or an error naming `op` when the
+/// image is smaller than one step.
+fn grid_of((h, w): (usize, usize), s: usize, op: &'static str) -> Result<(usize, usize)> {
+    if h < s || w < s {
+        return Err(VisionError::Empty {
+            op,
+            what: format!("image {:?} is smaller than one grid step {s}", (h, w)),
+        });
+    }
+    Ok((h / s, w / s))
+}
+
 /// [`knn_scores`] with the distance to a model taken as the smallest over level shifts
 /// `−shifts..=shifts` (see [`RegionConfig::scale_shifts`]).
 fn shifted_knn_scores(
@@ -693,10 +693,8 @@ fn shifted_knn_scores(
     (nl, kt): (usize, usize),
     shifts: usize,
 ) -> Vec<f32> {
-    let mut best = vec![vec![f32::INFINITY; k]; nc];
     let s = shifts.min(nl.saturating_sub(1)) as isize;
-    for (r, &c) in models.outer_iter().zip(labels) {
-        let m = r.as_slice().expect("contiguous");
+    let distance = |m: &[f32]| {
         let mut d = f32::INFINITY;
         for sh in -s..=s {
             let (mut sum, mut used) = (0f32, 0usize);
@@ -713,16 +711,16 @@ fn shifted_knn_scores(
                 d = d.min(sum * nl as f32 / used as f32);
             }
         }
-        let b = &mut best[c];
-        if d < b[k - 1] {
-            let at = b.partition_point(|&v| v <= d);
-            b.insert(at, d);
-            b.pop();
-        }
-    }
-    best.into_iter()
-        .map(|b| -b.iter().sum::<f32>() / k as f32)
-        .collect()
+        d
+    };
+    knn_class_scores(
+        models
+            .outer_iter()
+            .zip(labels)
+            .map(|(r, &c)| (c, distance(r.as_slice().expect("contiguous")))),
+        nc,
+        k,
+    )
 }
 
 /// Seeded k-means on the rows of `x` (`dim` columns): k-means++ seeding, at most `iters`

@@ -52,7 +52,9 @@
 //! channel's plane as one run of full 16-lane vectors (only the last one masked), with
 //! per-column lane masks for the taps that cross the left or right border ([`FlatMasks`],
 //! built once per geometry). No wasted lanes at the row ends, no partial stores, one
-//! sequential stream through the `C`-channel tensor.
+//! sequential stream through the `C`-channel tensor. The 9 shifted, masked copies of `x`
+//! are built once per image (28 KiB for 28×28, in L1), so the channel loop reads them
+//! with aligned loads instead of 9 masked, line-splitting loads per vector and channel.
 //! Sums run in a fixed order that depends only on the shapes.
 
 use crate::shape::Conv2dGeom;
@@ -201,16 +203,23 @@ pub fn adjoint_backward(
             return;
         }
         flat_plane(g, x, xp, masks);
-        assert!(xp.len() >= nq.div_ceil(16) * 16 + 2 * g.w_out + 2);
-        let masks = &masks.m;
+        let na = 16 * nq.div_ceil(16);
+        assert!(xp.len() >= na + 2 * g.w_out + 2);
+        let FlatMasks {
+            m: masks, planes, ..
+        } = masks;
         assert_eq!(masks.len(), 3 * nq.div_ceil(16));
+        if planes.len() < 9 * na {
+            planes.resize(9 * na, 0.0);
+        }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. The kernel reads
         // `xp` at `16v + ky·w_out + kx + lane` for vectors `v < ⌈nq/16⌉`, `ky, kx < 3`,
         // which is below `16·⌈nq/16⌉ + 2·w_out + 2 + 16 ≤ xp.len()` (checked), and `masks`
         // at `kx·⌈nq/16⌉ + v` (`3·⌈nq/16⌉` elements, checked); `y` (`c_out·nq`, checked) is
         // read and written masked to the first `nq` elements of each channel; `w`, `dw`
-        // have `9·c_out` elements (checked) and do not alias `y` (distinct borrows).
+        // have `9·c_out` elements (checked) and do not alias `y` (distinct borrows);
+        // `planes` (`≥ 9·na`, ensured above) is written and read at `t·na + 16v + lane`.
         unsafe {
             avx512::flat_backward(
                 xp.as_ptr(),
@@ -221,6 +230,7 @@ pub fn adjoint_backward(
                 w.as_ptr(),
                 y.as_mut_ptr(),
                 dw.as_mut_ptr(),
+                planes.as_mut_ptr(),
             );
         }
         return;
@@ -245,13 +255,15 @@ pub fn adjoint_backward(
 }
 
 /// Lane masks of [`adjoint_backward`] (see `flat_plane`), kept between calls and rebuilt
-/// when the geometry changes.
+/// when the geometry changes, and its scratch buffer for the shifted planes.
 #[derive(Debug, Default, Clone)]
 pub struct FlatMasks {
     /// `(w_out, h_out·w_out, pad, w_in)` of the masks in `m`.
     key: (usize, usize, usize, usize),
     /// `[3, ⌈h_out·w_out/16⌉]`.
     m: Vec<u16>,
+    /// Scratch: the 9 shifted and masked planes of one image, `[9, 16·⌈h_out·w_out/16⌉]`.
+    planes: Vec<f32>,
 }
 
 /// For `g.pad ≥ 1` (so `w_in ≤ w_out`): writes `x` into `xq` on the output grid, so that tap
@@ -642,10 +654,12 @@ mod avx512 {
         }
     }
 
-    /// See [`super::adjoint_backward`] for `pad ≥ 1`: channel by channel, one flat pass over
-    /// the `nq` pixels of the plane in 16-lane vectors (full vectors but the last; taps read
-    /// `xq` at constant offsets with per-column masks, see `super::flat_plane`). Per vector:
-    /// 9 FMAs into the 9 `dw` accumulators, 9 into the output (3 partial sums by `ky`).
+    /// See [`super::adjoint_backward`] for `pad ≥ 1`. First the 9 tap planes of the image,
+    /// `s[t·na + q] = xq[q + ky·w_out + kx]` masked to the lanes whose column lies inside
+    /// the image (see `super::flat_plane`), so that the channel loop loads them aligned and
+    /// unmasked from L1; then channel by channel, one flat pass over the `nq` pixels of the
+    /// plane in 16-lane vectors (full vectors but the last). Per vector: 9 FMAs into the 9
+    /// `dw` accumulators, 9 into the output (3 partial sums by `ky`).
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn flat_backward(
@@ -657,8 +671,20 @@ mod avx512 {
         w: *const f32,
         y: *mut f32,
         dw: *mut f32,
+        s: *mut f32,
     ) {
         let nvec = nq.div_ceil(16);
+        let na = 16 * nvec;
+        for v in 0..nvec {
+            for kx in 0..3 {
+                let mk = *masks.add(kx * nvec + v);
+                for ky in 0..3 {
+                    let src = xq.add(16 * v + ky * w_out + kx);
+                    let out = s.add((3 * ky + kx) * na + 16 * v);
+                    _mm512_storeu_ps(out, _mm512_maskz_loadu_ps(mk, src));
+                }
+            }
+        }
         let tail = first(nq - 16 * (nvec - 1));
         for ci in 0..c {
             let mut wv = [_mm512_setzero_ps(); 9];
@@ -669,23 +695,17 @@ mod avx512 {
             let yc = y.add(ci * nq);
             for v in 0..nvec {
                 let sm = if v + 1 == nvec { tail } else { 0xffff };
-                let m = [
-                    *masks.add(v),
-                    *masks.add(nvec + v),
-                    *masks.add(2 * nvec + v),
-                ];
                 let yp = yc.add(16 * v);
                 _mm_prefetch::<_MM_HINT_T0>(yp.wrapping_add(16 * FLAT_AHEAD) as *const i8);
                 _mm_prefetch::<_MM_HINT_T1>(yp.wrapping_add(16 * FLAT_AHEAD_L2) as *const i8);
                 let yv = _mm512_maskz_loadu_ps(sm, yp);
                 let mut o = [_mm512_setzero_ps(); 3];
                 for (ky, ok) in o.iter_mut().enumerate() {
-                    let row = xq.add(16 * v + ky * w_out);
-                    for (kx, &mk) in m.iter().enumerate() {
+                    for kx in 0..3 {
                         let t = 3 * ky + kx;
-                        let s = _mm512_maskz_loadu_ps(mk, row.add(kx));
-                        acc[t] = _mm512_fmadd_ps(yv, s, acc[t]);
-                        *ok = _mm512_fmadd_ps(wv[t], s, *ok);
+                        let sv = _mm512_loadu_ps(s.add(t * na + 16 * v));
+                        acc[t] = _mm512_fmadd_ps(yv, sv, acc[t]);
+                        *ok = _mm512_fmadd_ps(wv[t], sv, *ok);
                     }
                 }
                 let out = _mm512_add_ps(_mm512_add_ps(o[0], o[1]), o[2]);

@@ -659,7 +659,7 @@ mod avx512 {
     /// the image (see `super::flat_plane`), so that the channel loop loads them aligned and
     /// unmasked from L1; then channel by channel, one flat pass over the `nq` pixels of the
     /// plane in 16-lane vectors (full vectors but the last). Per vector: 9 FMAs into the 9
-    /// `dw` accumulators, 9 into the output (3 partial sums by `ky`).
+    /// `dw` accumulators, 1 multiply and 8 FMAs into the output.
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn flat_backward(
@@ -699,16 +699,16 @@ mod avx512 {
                 _mm_prefetch::<_MM_HINT_T0>(yp.wrapping_add(16 * FLAT_AHEAD) as *const i8);
                 _mm_prefetch::<_MM_HINT_T1>(yp.wrapping_add(16 * FLAT_AHEAD_L2) as *const i8);
                 let yv = _mm512_maskz_loadu_ps(sm, yp);
-                let mut o = [_mm512_setzero_ps(); 3];
-                for (ky, ok) in o.iter_mut().enumerate() {
-                    for kx in 0..3 {
-                        let t = 3 * ky + kx;
-                        let sv = _mm512_loadu_ps(s.add(t * na + 16 * v));
-                        acc[t] = _mm512_fmadd_ps(yv, sv, acc[t]);
-                        *ok = _mm512_fmadd_ps(wv[t], sv, *ok);
-                    }
+                // One chain of 1 multiply and 8 FMAs for the output (the vectors are
+                // independent, so out-of-order execution overlaps the chains).
+                let s0 = _mm512_loadu_ps(s.add(16 * v));
+                acc[0] = _mm512_fmadd_ps(yv, s0, acc[0]);
+                let mut out = _mm512_mul_ps(wv[0], s0);
+                for t in 1..9 {
+                    let sv = _mm512_loadu_ps(s.add(t * na + 16 * v));
+                    acc[t] = _mm512_fmadd_ps(yv, sv, acc[t]);
+                    out = _mm512_fmadd_ps(wv[t], sv, out);
                 }
-                let out = _mm512_add_ps(_mm512_add_ps(o[0], o[1]), o[2]);
                 _mm512_mask_storeu_ps(yp, sm, out);
             }
             for (t, a) in acc.iter().enumerate() {

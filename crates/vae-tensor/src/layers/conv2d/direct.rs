@@ -52,9 +52,11 @@
 //! channel's plane as one run of full 16-lane vectors (only the last one masked), with
 //! per-column lane masks for the taps that cross the left or right border ([`FlatMasks`],
 //! built once per geometry). No wasted lanes at the row ends, no partial stores, one
-//! sequential stream through the `C`-channel tensor. The 9 shifted, masked copies of `x`
-//! are built once per image (28 KiB for 28×28, in L1), so the channel loop reads them
-//! with aligned loads instead of 9 masked, line-splitting loads per vector and channel.
+//! sequential stream through the `C`-channel tensor. The 3 column-shifted, masked copies of
+//! `x` (one per `kx`, zero rows included) are built once per image (10 KiB for 28×28, so
+//! they stay in L1 next to the stream; 9 planes, one per tap, took 28 KiB and were slower),
+//! and the channel loop reads tap `(ky, kx)` as copy `kx` at offset `ky·w_out`, unmasked,
+//! instead of 9 masked loads per vector and channel.
 //! Sums run in a fixed order that depends only on the shapes.
 
 use crate::shape::Conv2dGeom;
@@ -203,23 +205,25 @@ pub fn adjoint_backward(
             return;
         }
         flat_plane(g, x, xp, masks);
-        let na = 16 * nq.div_ceil(16);
-        assert!(xp.len() >= na + 2 * g.w_out + 2);
+        let np = 16 * (16 * nq.div_ceil(16) + 2 * g.w_out).div_ceil(16);
+        assert!(xp.len() >= np + 18);
         let FlatMasks {
             m: masks, planes, ..
         } = masks;
-        assert_eq!(masks.len(), 3 * nq.div_ceil(16));
-        if planes.len() < 9 * na {
-            planes.resize(9 * na, 0.0);
+        assert_eq!(masks.len(), 3 * np / 16);
+        if planes.len() < 3 * np {
+            planes.resize(3 * np, 0.0);
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. The kernel reads
-        // `xp` at `16v + ky·w_out + kx + lane` for vectors `v < ⌈nq/16⌉`, `ky, kx < 3`,
-        // which is below `16·⌈nq/16⌉ + 2·w_out + 2 + 16 ≤ xp.len()` (checked), and `masks`
-        // at `kx·⌈nq/16⌉ + v` (`3·⌈nq/16⌉` elements, checked); `y` (`c_out·nq`, checked) is
-        // read and written masked to the first `nq` elements of each channel; `w`, `dw`
-        // have `9·c_out` elements (checked) and do not alias `y` (distinct borrows);
-        // `planes` (`≥ 9·na`, ensured above) is written and read at `t·na + 16v + lane`.
+        // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. With
+        // `np = 16·⌈(16·⌈nq/16⌉ + 2·w_out)/16⌉`, the kernel reads `xp` at `16u + kx + lane`
+        // for `u < np/16`, `kx < 3`, below `np + 18 ≤ xp.len()` (checked), and `masks` at
+        // `kx·np/16 + u` (`3·np/16` elements, checked); it writes `planes` (`≥ 3·np`, ensured
+        // above) at `kx·np + 16u + lane` and reads it at `kx·np + ky·w_out + 16v + lane` for
+        // `v < ⌈nq/16⌉`, `ky < 3`, which is below `2·np + 2·w_out + 16·⌈nq/16⌉ ≤ 3·np`. `y`
+        // (`c_out·nq`, checked) is read and written masked to the first `nq` elements of
+        // each channel; `w`, `dw` have `9·c_out` elements (checked); none of them alias `y`
+        // (distinct borrows).
         unsafe {
             avx512::flat_backward(
                 xp.as_ptr(),
@@ -262,20 +266,22 @@ pub struct FlatMasks {
     key: (usize, usize, usize, usize),
     /// `[3, ⌈h_out·w_out/16⌉]`.
     m: Vec<u16>,
-    /// Scratch: the 9 shifted and masked planes of one image, `[9, 16·⌈h_out·w_out/16⌉]`.
+    /// Scratch: the 3 column-shifted, masked planes of one image (`[3, np]`, see
+    /// `avx512::flat_backward`).
     planes: Vec<f32>,
 }
 
 /// For `g.pad ≥ 1` (so `w_in ≤ w_out`): writes `x` into `xq` on the output grid, so that tap
 /// `(ky, kx)` of output pixel `q = oy·w_out + ox` reads `xq[q + ky·w_out + kx]`
 /// (`xq[p + (r + p)·w_out + col] = x[r, col]`, zeros elsewhere, including the rows above and
-/// below the image), and into `masks[kx·⌈nq/16⌉ + v]` the lanes of pixel vector `v` whose
-/// column `ox + kx − p` lies in `0..w_in` and whose pixel lies in `0..nq`.
+/// below the image, up to `np + 18` elements with `np = 16·⌈(16·⌈nq/16⌉ + 2·w_out)/16⌉`),
+/// and into `masks[kx·np/16 + v]` the lanes of pixel vector `v < np/16` whose column
+/// `ox + kx − p` lies in `0..w_in`.
 fn flat_plane(g: &Conv2dGeom, x: &[f32], xq: &mut Vec<f32>, masks: &mut FlatMasks) {
     let (p, wo, nq) = (g.pad, g.w_out, g.out_plane());
-    let nvec = nq.div_ceil(16);
+    let nv3 = (16 * nq.div_ceil(16) + 2 * wo).div_ceil(16);
     xq.clear();
-    xq.resize(16 * nvec + 2 * wo + 2 + 16, 0.0);
+    xq.resize(16 * nv3 + 2 + 16, 0.0);
     for (r, row) in x.chunks_exact(g.w_in).take(g.h_in).enumerate() {
         let start = p + (r + p) * wo;
         xq[start..start + g.w_in].copy_from_slice(row);
@@ -284,16 +290,14 @@ fn flat_plane(g: &Conv2dGeom, x: &[f32], xq: &mut Vec<f32>, masks: &mut FlatMask
         masks.key = (wo, nq, p, g.w_in);
         let m = &mut masks.m;
         m.clear();
-        m.resize(3 * nvec, 0);
+        m.resize(3 * nv3, 0);
         let mut ox = 0;
-        for v in 0..nvec {
+        for v in 0..nv3 {
             for lane in 0..16 {
-                if 16 * v + lane < nq {
-                    // Column `ox + kx − p` of tap `kx` lies in `0..w_in`.
-                    for kx in 0..3 {
-                        if ox + kx >= p && ox + kx < p + g.w_in {
-                            m[kx * nvec + v] |= 1 << lane;
-                        }
+                // Column `ox + kx − p` of tap `kx` lies in `0..w_in`.
+                for kx in 0..3 {
+                    if ox + kx >= p && ox + kx < p + g.w_in {
+                        m[kx * nv3 + v] |= 1 << lane;
                     }
                 }
                 ox = if ox + 1 == wo { 0 } else { ox + 1 };
@@ -654,10 +658,11 @@ mod avx512 {
         }
     }
 
-    /// See [`super::adjoint_backward`] for `pad ≥ 1`. First the 9 tap planes of the image,
-    /// `s[t·na + q] = xq[q + ky·w_out + kx]` masked to the lanes whose column lies inside
-    /// the image (see `super::flat_plane`), so that the channel loop loads them aligned and
-    /// unmasked from L1; then channel by channel, one flat pass over the `nq` pixels of the
+    /// See [`super::adjoint_backward`] for `pad ≥ 1`. First the 3 column-shifted planes of
+    /// the image, `s[kx·np + q] = xq[q + kx]` for `q < np = 16·⌈(16·⌈nq/16⌉ + 2·w_out)/16⌉`,
+    /// masked to the lanes whose column lies inside the image (see `super::flat_plane`), so
+    /// that tap `(ky, kx)` of pixel `q` is `s[kx·np + ky·w_out + q]`, loaded unmasked from
+    /// L1; then channel by channel, one flat pass over the `nq` pixels of the
     /// plane in 16-lane vectors (full vectors but the last). Per vector: 9 FMAs into the 9
     /// `dw` accumulators, 1 multiply and 8 FMAs into the output.
     #[target_feature(enable = "avx512f,fma")]
@@ -674,15 +679,13 @@ mod avx512 {
         s: *mut f32,
     ) {
         let nvec = nq.div_ceil(16);
-        let na = 16 * nvec;
-        for v in 0..nvec {
+        let nv3 = (16 * nvec + 2 * w_out).div_ceil(16);
+        let np = 16 * nv3;
+        for u in 0..nv3 {
             for kx in 0..3 {
-                let mk = *masks.add(kx * nvec + v);
-                for ky in 0..3 {
-                    let src = xq.add(16 * v + ky * w_out + kx);
-                    let out = s.add((3 * ky + kx) * na + 16 * v);
-                    _mm512_storeu_ps(out, _mm512_maskz_loadu_ps(mk, src));
-                }
+                let mk = *masks.add(kx * nv3 + u);
+                let out = s.add(kx * np + 16 * u);
+                _mm512_storeu_ps(out, _mm512_maskz_loadu_ps(mk, xq.add(16 * u + kx)));
             }
         }
         let tail = first(nq - 16 * (nvec - 1));
@@ -705,7 +708,8 @@ mod avx512 {
                 acc[0] = _mm512_fmadd_ps(yv, s0, acc[0]);
                 let mut out = _mm512_mul_ps(wv[0], s0);
                 for t in 1..9 {
-                    let sv = _mm512_loadu_ps(s.add(t * na + 16 * v));
+                    let (ky, kx) = (t / 3, t % 3);
+                    let sv = _mm512_loadu_ps(s.add(kx * np + ky * w_out + 16 * v));
                     acc[t] = _mm512_fmadd_ps(yv, sv, acc[t]);
                     out = _mm512_fmadd_ps(wv[t], sv, out);
                 }

@@ -23,7 +23,8 @@
 //! | kernel             | formula                                                      | used by               |
 //! |--------------------|--------------------------------------------------------------|-----------------------|
 //! | [`forward`]        | `y[c, o] = b[c] + Σ_t w[c, t] · xp[o + t]`                   | conv 1→C forward      |
-//! | [`adjoint`]        | `x[i] = b + Σ_c Σ_t w[c, t] · y[c, i + p − t]`               | convT C→1 forward, conv 1→C dx |
+//! | [`adjoint`]        | `x[i] = b + Σ_c Σ_t w[c, t] · y[c, i + p − t]`               | conv 1→C dx           |
+//! | [`adjoint_taps`]   | the same, by tap planes `a[t] = Σ_c w[c, t] · y[c]`          | convT C→1 forward     |
 //! | [`weight_grad`]    | `dw[c, t] += Σ_o y[c, o] · xp[o + t]`                        | conv 1→C dW           |
 //! | [`adjoint_backward`] | `dw[c, t] += Σ_o y[c, o] · xp[o + t]`, then `y[c, o] ← Σ_t w[c, t] · xp[o + t]` | convT C→1 dW and dx |
 //!
@@ -39,6 +40,11 @@
 //! (reduced at the end of each image) and the 9 weights of `c` in registers;
 //! [`adjoint`] accumulates 4 output rows × 2 vectors and loads each input row once per
 //! channel (3 shifted vectors per 16 columns reused for up to 3 output rows).
+//! [`adjoint_taps`] computes the same sum in two steps per image: the 9 tap planes
+//! `a[t, q] = Σ_c w[c, t] · y[c, q]` with 9 × 3 vector accumulators (48 pixels, all
+//! channels, every element of `y` loaded once and unshifted), then `x` as the sum of the
+//! 9 planes, each shifted by its tap offset (masked loads from L1): the shifts cost 9 loads
+//! per output vector once per image rather than once per channel.
 //!
 //! [`adjoint_backward`] with padding ≥ 1 (the "same" convT C→1 of the VAE) does not use
 //! 32-column cells: it lays `x` out on the output grid (row stride `w_out`, zero rows above
@@ -46,7 +52,11 @@
 //! channel's plane as one run of full 16-lane vectors (only the last one masked), with
 //! per-column lane masks for the taps that cross the left or right border ([`FlatMasks`],
 //! built once per geometry). No wasted lanes at the row ends, no partial stores, one
-//! sequential stream through the `C`-channel tensor.
+//! sequential stream through the `C`-channel tensor. The 3 column-shifted, masked copies of
+//! `x` (one per `kx`, zero rows included) are built once per image (10 KiB for 28×28, so
+//! they stay in L1 next to the stream; 9 planes, one per tap, took 28 KiB and were slower),
+//! and the channel loop reads tap `(ky, kx)` as copy `kx` at offset `ky·w_out`, unmasked,
+//! instead of 9 masked loads per vector and channel.
 //! Sums run in a fixed order that depends only on the shapes.
 
 use crate::shape::Conv2dGeom;
@@ -195,16 +205,25 @@ pub fn adjoint_backward(
             return;
         }
         flat_plane(g, x, xp, masks);
-        assert!(xp.len() >= nq.div_ceil(16) * 16 + 2 * g.w_out + 2);
-        let masks = &masks.m;
-        assert_eq!(masks.len(), 3 * nq.div_ceil(16));
+        let np = 16 * (16 * nq.div_ceil(16) + 2 * g.w_out).div_ceil(16);
+        assert!(xp.len() >= np + 18);
+        let FlatMasks {
+            m: masks, planes, ..
+        } = masks;
+        assert_eq!(masks.len(), 3 * np / 16);
+        if planes.len() < 3 * np {
+            planes.resize(3 * np, 0.0);
+        }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. The kernel reads
-        // `xp` at `16v + ky·w_out + kx + lane` for vectors `v < ⌈nq/16⌉`, `ky, kx < 3`,
-        // which is below `16·⌈nq/16⌉ + 2·w_out + 2 + 16 ≤ xp.len()` (checked), and `masks`
-        // at `kx·⌈nq/16⌉ + v` (`3·⌈nq/16⌉` elements, checked); `y` (`c_out·nq`, checked) is
-        // read and written masked to the first `nq` elements of each channel; `w`, `dw`
-        // have `9·c_out` elements (checked) and do not alias `y` (distinct borrows).
+        // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. With
+        // `np = 16·⌈(16·⌈nq/16⌉ + 2·w_out)/16⌉`, the kernel reads `xp` at `16u + kx + lane`
+        // for `u < np/16`, `kx < 3`, below `np + 18 ≤ xp.len()` (checked), and `masks` at
+        // `kx·np/16 + u` (`3·np/16` elements, checked); it writes `planes` (`≥ 3·np`, ensured
+        // above) at `kx·np + 16u + lane` and reads it at `kx·np + ky·w_out + 16v + lane` for
+        // `v < ⌈nq/16⌉`, `ky < 3`, which is below `2·np + 2·w_out + 16·⌈nq/16⌉ ≤ 3·np`. `y`
+        // (`c_out·nq`, checked) is read and written masked to the first `nq` elements of
+        // each channel; `w`, `dw` have `9·c_out` elements (checked); none of them alias `y`
+        // (distinct borrows).
         unsafe {
             avx512::flat_backward(
                 xp.as_ptr(),
@@ -215,6 +234,7 @@ pub fn adjoint_backward(
                 w.as_ptr(),
                 y.as_mut_ptr(),
                 dw.as_mut_ptr(),
+                planes.as_mut_ptr(),
             );
         }
         return;
@@ -239,25 +259,29 @@ pub fn adjoint_backward(
 }
 
 /// Lane masks of [`adjoint_backward`] (see `flat_plane`), kept between calls and rebuilt
-/// when the geometry changes.
+/// when the geometry changes, and its scratch buffer for the shifted planes.
 #[derive(Debug, Default, Clone)]
 pub struct FlatMasks {
     /// `(w_out, h_out·w_out, pad, w_in)` of the masks in `m`.
     key: (usize, usize, usize, usize),
     /// `[3, ⌈h_out·w_out/16⌉]`.
     m: Vec<u16>,
+    /// Scratch: the 3 column-shifted, masked planes of one image (`[3, np]`, see
+    /// `avx512::flat_backward`).
+    planes: Vec<f32>,
 }
 
 /// For `g.pad ≥ 1` (so `w_in ≤ w_out`): writes `x` into `xq` on the output grid, so that tap
 /// `(ky, kx)` of output pixel `q = oy·w_out + ox` reads `xq[q + ky·w_out + kx]`
 /// (`xq[p + (r + p)·w_out + col] = x[r, col]`, zeros elsewhere, including the rows above and
-/// below the image), and into `masks[kx·⌈nq/16⌉ + v]` the lanes of pixel vector `v` whose
-/// column `ox + kx − p` lies in `0..w_in` and whose pixel lies in `0..nq`.
+/// below the image, up to `np + 18` elements with `np = 16·⌈(16·⌈nq/16⌉ + 2·w_out)/16⌉`),
+/// and into `masks[kx·np/16 + v]` the lanes of pixel vector `v < np/16` whose column
+/// `ox + kx − p` lies in `0..w_in`.
 fn flat_plane(g: &Conv2dGeom, x: &[f32], xq: &mut Vec<f32>, masks: &mut FlatMasks) {
     let (p, wo, nq) = (g.pad, g.w_out, g.out_plane());
-    let nvec = nq.div_ceil(16);
+    let nv3 = (16 * nq.div_ceil(16) + 2 * wo).div_ceil(16);
     xq.clear();
-    xq.resize(16 * nvec + 2 * wo + 2 + 16, 0.0);
+    xq.resize(16 * nv3 + 2 + 16, 0.0);
     for (r, row) in x.chunks_exact(g.w_in).take(g.h_in).enumerate() {
         let start = p + (r + p) * wo;
         xq[start..start + g.w_in].copy_from_slice(row);
@@ -266,16 +290,14 @@ fn flat_plane(g: &Conv2dGeom, x: &[f32], xq: &mut Vec<f32>, masks: &mut FlatMask
         masks.key = (wo, nq, p, g.w_in);
         let m = &mut masks.m;
         m.clear();
-        m.resize(3 * nvec, 0);
+        m.resize(3 * nv3, 0);
         let mut ox = 0;
-        for v in 0..nvec {
+        for v in 0..nv3 {
             for lane in 0..16 {
-                if 16 * v + lane < nq {
-                    // Column `ox + kx − p` of tap `kx` lies in `0..w_in`.
-                    for kx in 0..3 {
-                        if ox + kx >= p && ox + kx < p + g.w_in {
-                            m[kx * nvec + v] |= 1 << lane;
-                        }
+                // Column `ox + kx − p` of tap `kx` lies in `0..w_in`.
+                for kx in 0..3 {
+                    if ox + kx >= p && ox + kx < p + g.w_in {
+                        m[kx * nv3 + v] |= 1 << lane;
                     }
                 }
                 ox = if ox + 1 == wo { 0 } else { ox + 1 };
@@ -311,6 +333,83 @@ pub fn adjoint(g: &Conv2dGeom, y: &[f32], w: &[f32], bias: f32, x: &mut [f32]) {
             g.h_in,
             g.w_in,
         );
+    }
+}
+
+/// [`adjoint`] for a run of `k ≥ 0` images (`y: [k, c_out, h_out·w_out]`,
+/// `x: [k, h_in·w_in]`), by *tap planes*: per image, first the nine planes
+/// `a[t, q] = Σ_c w[c, t] · y[c, q]` (a `[9, c_out] · [c_out, h_out·w_out]` product with
+/// aligned, unshifted loads of `y`: each element of `y` is read once, into registers that
+/// feed 9 FMAs), then `x[i] = bias + Σ_t a[t, i + p − t]` (taps outside `y` dropped), which
+/// shifts each tap plane once per image instead of once per channel. `a` is scratch (about
+/// `9·h_out·w_out` floats, kept between calls). While one image is summed, the next one is
+/// prefetched into L2 (and the next block of each channel into L1).
+///
+/// # Panics
+/// When [`supported`] is false, or when the lengths disagree with `g` and each other.
+pub fn adjoint_taps(
+    g: &Conv2dGeom,
+    y: &[f32],
+    w: &[f32],
+    bias: f32,
+    x: &mut [f32],
+    a: &mut Vec<f32>,
+) {
+    assert!(
+        supported(g),
+        "direct kernel called for an unsupported geometry or CPU"
+    );
+    assert_eq!(w.len(), g.c_out * 9, "direct kernel: weight length");
+    let (nq, ni) = (g.out_plane(), g.in_plane());
+    let y_img = g.c_out * nq;
+    if x.is_empty() || nq == 0 || ni == 0 {
+        assert_eq!(x.len(), 0, "direct kernel: output length");
+        assert_eq!(y.len(), 0, "direct kernel: input length");
+        return;
+    }
+    let k = x.len() / ni;
+    assert_eq!(x.len(), k * ni, "direct kernel: one-channel image length");
+    assert_eq!(y.len(), k * y_img, "direct kernel: C-channel image length");
+    let na = 16 * nq.div_ceil(16);
+    if a.len() < 9 * na {
+        a.resize(9 * na, 0.0);
+    }
+    for i in 0..k {
+        let yi = &y[i * y_img..(i + 1) * y_img];
+        let next = y.get((i + 1) * y_img..(i + 2) * y_img).map(|n| n.as_ptr());
+        let xi = &mut x[i * ni..(i + 1) * ni];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. `taps` reads `yi`
+        // (`c_out·nq` elements) at `c·nq + q` only for `q < nq` (the last vector of each
+        // channel is masked), `w` (`9·c_out`, checked) at `9c + t`, and writes
+        // `a[t·na + q]` for `q < 16·⌈nq/16⌉ = na`, inside `a` (`≥ 9·na`, ensured above).
+        // `next` is only prefetched (a prefetch never faults). `gather` reads
+        // `a[t·na + r·w_out + col]` only for enabled lanes, whose source row `r < h_out` and
+        // column `col < w_out` (so the index is `< nq ≤ na`), and writes `xi` (`h_in·w_in`,
+        // checked) masked to columns `< w_in` of rows `< h_in`. Masked-off lanes are not
+        // accessed, so their (wrapping) addresses may lie outside.
+        unsafe {
+            avx512::taps(
+                yi.as_ptr(),
+                nq,
+                g.c_out,
+                w.as_ptr(),
+                a.as_mut_ptr(),
+                na,
+                next,
+            );
+            avx512::gather(
+                a.as_ptr(),
+                na,
+                g.h_out,
+                g.w_out,
+                g.pad,
+                bias,
+                xi.as_mut_ptr(),
+                g.h_in,
+                g.w_in,
+            );
+        }
     }
 }
 
@@ -559,10 +658,13 @@ mod avx512 {
         }
     }
 
-    /// See [`super::adjoint_backward`] for `pad ≥ 1`: channel by channel, one flat pass over
-    /// the `nq` pixels of the plane in 16-lane vectors (full vectors but the last; taps read
-    /// `xq` at constant offsets with per-column masks, see `super::flat_plane`). Per vector:
-    /// 9 FMAs into the 9 `dw` accumulators, 9 into the output (3 partial sums by `ky`).
+    /// See [`super::adjoint_backward`] for `pad ≥ 1`. First the 3 column-shifted planes of
+    /// the image, `s[kx·np + q] = xq[q + kx]` for `q < np = 16·⌈(16·⌈nq/16⌉ + 2·w_out)/16⌉`,
+    /// masked to the lanes whose column lies inside the image (see `super::flat_plane`), so
+    /// that tap `(ky, kx)` of pixel `q` is `s[kx·np + ky·w_out + q]`, loaded unmasked from
+    /// L1; then channel by channel, one flat pass over the `nq` pixels of the
+    /// plane in 16-lane vectors (full vectors but the last). Per vector: 9 FMAs into the 9
+    /// `dw` accumulators, 1 multiply and 8 FMAs into the output.
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn flat_backward(
@@ -574,8 +676,18 @@ mod avx512 {
         w: *const f32,
         y: *mut f32,
         dw: *mut f32,
+        s: *mut f32,
     ) {
         let nvec = nq.div_ceil(16);
+        let nv3 = (16 * nvec + 2 * w_out).div_ceil(16);
+        let np = 16 * nv3;
+        for u in 0..nv3 {
+            for kx in 0..3 {
+                let mk = *masks.add(kx * nv3 + u);
+                let out = s.add(kx * np + 16 * u);
+                _mm512_storeu_ps(out, _mm512_maskz_loadu_ps(mk, xq.add(16 * u + kx)));
+            }
+        }
         let tail = first(nq - 16 * (nvec - 1));
         for ci in 0..c {
             let mut wv = [_mm512_setzero_ps(); 9];
@@ -586,26 +698,21 @@ mod avx512 {
             let yc = y.add(ci * nq);
             for v in 0..nvec {
                 let sm = if v + 1 == nvec { tail } else { 0xffff };
-                let m = [
-                    *masks.add(v),
-                    *masks.add(nvec + v),
-                    *masks.add(2 * nvec + v),
-                ];
                 let yp = yc.add(16 * v);
                 _mm_prefetch::<_MM_HINT_T0>(yp.wrapping_add(16 * FLAT_AHEAD) as *const i8);
                 _mm_prefetch::<_MM_HINT_T1>(yp.wrapping_add(16 * FLAT_AHEAD_L2) as *const i8);
                 let yv = _mm512_maskz_loadu_ps(sm, yp);
-                let mut o = [_mm512_setzero_ps(); 3];
-                for (ky, ok) in o.iter_mut().enumerate() {
-                    let row = xq.add(16 * v + ky * w_out);
-                    for (kx, &mk) in m.iter().enumerate() {
-                        let t = 3 * ky + kx;
-                        let s = _mm512_maskz_loadu_ps(mk, row.add(kx));
-                        acc[t] = _mm512_fmadd_ps(yv, s, acc[t]);
-                        *ok = _mm512_fmadd_ps(wv[t], s, *ok);
-                    }
+                // One chain of 1 multiply and 8 FMAs for the output (the vectors are
+                // independent, so out-of-order execution overlaps the chains).
+                let s0 = _mm512_loadu_ps(s.add(16 * v));
+                acc[0] = _mm512_fmadd_ps(yv, s0, acc[0]);
+                let mut out = _mm512_mul_ps(wv[0], s0);
+                for t in 1..9 {
+                    let (ky, kx) = (t / 3, t % 3);
+                    let sv = _mm512_loadu_ps(s.add(kx * np + ky * w_out + 16 * v));
+                    acc[t] = _mm512_fmadd_ps(yv, sv, acc[t]);
+                    out = _mm512_fmadd_ps(wv[t], sv, out);
                 }
-                let out = _mm512_add_ps(_mm512_add_ps(o[0], o[1]), o[2]);
                 _mm512_mask_storeu_ps(yp, sm, out);
             }
             for (t, a) in acc.iter().enumerate() {
@@ -703,6 +810,141 @@ mod avx512 {
                 for (j, aj) in a.iter().enumerate() {
                     _mm512_mask_storeu_ps(out.wrapping_add(16 * j), sm[j], *aj);
                 }
+            }
+        }
+    }
+
+    /// Pixel vectors per register block of [`taps`] (9 taps × 3 vectors = 27 accumulators).
+    const TV: usize = 3;
+
+    /// See [`super::adjoint_taps`]: the tap planes `a[t·na + q] = Σ_c w[9c + t] · y[c·nq + q]`
+    /// for `q < 16·⌈nq/16⌉` (lanes past `nq` read as 0), prefetching `next` (the same
+    /// positions of the next image) into L2.
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn taps(
+        y: *const f32,
+        nq: usize,
+        c: usize,
+        w: *const f32,
+        a: *mut f32,
+        na: usize,
+        next: Option<*const f32>,
+    ) {
+        let nvec = nq.div_ceil(16);
+        let mut v0 = 0;
+        while v0 + TV <= nvec {
+            taps_block::<TV>(y, nq, c, w, a, na, next, v0);
+            v0 += TV;
+        }
+        match nvec - v0 {
+            2 => taps_block::<2>(y, nq, c, w, a, na, next, v0),
+            1 => taps_block::<1>(y, nq, c, w, a, na, next, v0),
+            _ => {}
+        }
+    }
+
+    /// Pixel vectors `v0..v0 + V` of [`taps`], all channels, the 9 × `V` sums in registers.
+    #[target_feature(enable = "avx512f,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn taps_block<const V: usize>(
+        y: *const f32,
+        nq: usize,
+        c: usize,
+        w: *const f32,
+        a: *mut f32,
+        na: usize,
+        next: Option<*const f32>,
+        v0: usize,
+    ) {
+        let mut m = [0 as __mmask16; V];
+        for (j, mj) in m.iter_mut().enumerate() {
+            *mj = first(nq - 16 * (v0 + j));
+        }
+        let mut acc = [[_mm512_setzero_ps(); V]; 9];
+        for ci in 0..c {
+            let off = ci * nq + 16 * v0;
+            // Prefetch the same lines of the next image into L2, and the next block of this
+            // channel into L1 (a prefetch never faults, even past the end).
+            let pl2 = next.map(|nx| nx.wrapping_add(off) as *const i8);
+            let pl1 = y.wrapping_add(off + 16 * V) as *const i8;
+            for j in 0..V {
+                if let Some(p) = pl2 {
+                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(64 * j));
+                }
+                _mm_prefetch::<_MM_HINT_T0>(pl1.wrapping_add(64 * j));
+            }
+            let yc = y.add(off);
+            let mut yv = [_mm512_setzero_ps(); V];
+            for (j, v) in yv.iter_mut().enumerate() {
+                *v = _mm512_maskz_loadu_ps(m[j], yc.add(16 * j));
+            }
+            let wc = w.add(9 * ci);
+            for (t, at) in acc.iter_mut().enumerate() {
+                let wb = _mm512_set1_ps(*wc.add(t));
+                for (aj, v) in at.iter_mut().zip(&yv) {
+                    *aj = _mm512_fmadd_ps(wb, *v, *aj);
+                }
+            }
+        }
+        for (t, at) in acc.iter().enumerate() {
+            for (j, aj) in at.iter().enumerate() {
+                _mm512_storeu_ps(a.add(t * na + 16 * (v0 + j)), *aj);
+            }
+        }
+    }
+
+    /// Lanes `lo..hi` (clamped to `0..16`).
+    #[inline(always)]
+    fn span(lo: isize, hi: isize) -> __mmask16 {
+        let (lo, hi) = (lo.clamp(0, 16) as u32, hi.clamp(0, 16) as u32);
+        if lo >= hi {
+            0
+        } else {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
+        }
+    }
+
+    /// See [`super::adjoint_taps`]: `x[iy, ix] = bias + Σ_t a[t, (iy + pad − ky)·w_y + ix +
+    /// pad − kx]` over the taps whose source lies in the `h_y × w_y` plane.
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gather(
+        a: *const f32,
+        na: usize,
+        h_y: usize,
+        w_y: usize,
+        pad: usize,
+        bias: f32,
+        x: *mut f32,
+        h_x: usize,
+        w_x: usize,
+    ) {
+        for j0 in (0..w_x).step_by(16) {
+            // lm[kx]: lanes whose column j0 + lane < w_x reads source column
+            // j0 + lane + pad − kx inside 0..w_y.
+            let mut lm = [0 as __mmask16; 3];
+            for (kx, m) in lm.iter_mut().enumerate() {
+                let shift = kx as isize - pad as isize - j0 as isize;
+                let hi = ((w_x - j0) as isize).min(w_y as isize + shift);
+                *m = span(shift, hi);
+            }
+            let sm = first(w_x - j0);
+            for iy in 0..h_x {
+                let mut s = _mm512_set1_ps(bias);
+                for ky in 0..3 {
+                    let r = (iy + pad) as isize - ky as isize;
+                    if r < 0 || r >= h_y as isize {
+                        continue;
+                    }
+                    let row = a.wrapping_add(r as usize * w_y + j0 + pad);
+                    for (kx, &mk) in lm.iter().enumerate() {
+                        let p = row.wrapping_add((3 * ky + kx) * na).wrapping_sub(kx);
+                        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, p));
+                    }
+                }
+                _mm512_mask_storeu_ps(x.add(iy * w_x + j0), sm, s);
             }
         }
     }
@@ -963,6 +1205,7 @@ mod tests {
         // Shared by all shapes: `adjoint_backward` must rebuild its masks when the
         // geometry changes.
         let mut masks = FlatMasks::default();
+        let mut taps = Vec::new();
         for &(h, wd, pad, c) in SHAPES {
             let g = geom(h, wd, pad, c);
             assert!(supported(&g));
@@ -982,6 +1225,16 @@ mod tests {
             let mut xa = vec![f32::NAN; g.in_plane()];
             adjoint(&g, &dy, &w, 0.25, &mut xa);
             assert_close(&xa, &adjoint_naive(&g, &dy, &w, 0.25), 9 * c + 1, &what);
+
+            // adjoint_taps over two images at once (the second one prefetched), with a
+            // scratch buffer shared across shapes.
+            let dy2 = random(c * g.out_plane(), &mut rng);
+            let both = [dy.clone(), dy2.clone()].concat();
+            let mut xt = vec![f32::NAN; 2 * g.in_plane()];
+            adjoint_taps(&g, &both, &w, 0.25, &mut xt, &mut taps);
+            let (x0, x1) = xt.split_at(g.in_plane());
+            assert_close(x0, &adjoint_naive(&g, &dy, &w, 0.25), 9 * c + 1, &what);
+            assert_close(x1, &adjoint_naive(&g, &dy2, &w, 0.25), 9 * c + 1, &what);
 
             let dw0 = random(9 * c, &mut rng);
             let mut dw = dw0.clone();

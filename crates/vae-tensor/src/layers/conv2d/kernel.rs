@@ -563,10 +563,8 @@ pub fn conv_adjoint(
         let (in_img, out_img) = (g.in_image(), g.out_image());
         let b0 = bias.map_or(0.0, |b| b[0]);
         let (plan, bufs) = scratch.prepare_direct(g, None);
-        run_groups(g, &plan, bufs, y, out_img, x, in_img, |_, yg, xg| {
-            for (yi, xi) in yg.chunks(out_img).zip(xg.chunks_mut(in_img)) {
-                direct::adjoint(g, yi, w, b0, xi);
-            }
+        run_groups(g, &plan, bufs, y, out_img, x, in_img, |buf, yg, xg| {
+            direct::adjoint_taps(g, yg, w, b0, xg, &mut buf.col);
         });
         return;
     }

@@ -40,11 +40,13 @@
 //! (reduced at the end of each image) and the 9 weights of `c` in registers;
 //! [`adjoint`] accumulates 4 output rows × 2 vectors and loads each input row once per
 //! channel (3 shifted vectors per 16 columns reused for up to 3 output rows).
-//! [`adjoint_taps`] computes the same sum in two steps per image: the 9 tap planes
+//! [`adjoint_taps`] computes the same sum in two steps per image: the 9 tap sums
 //! `a[t, q] = Σ_c w[c, t] · y[c, q]` with 9 × 3 vector accumulators (48 pixels, all
-//! channels, every element of `y` loaded once and unshifted), then `x` as the sum of the
-//! 9 planes, each shifted by its tap offset (masked loads from L1): the shifts cost 9 loads
-//! per output vector once per image rather than once per channel.
+//! channels, every element of `y` loaded once and unshifted), folded at once into 3
+//! column planes `b[kx, q + ky·w_out] += a[(ky, kx), q]` (the row shift is a constant offset
+//! of the flat index, 10 KiB for 28×28, so they stay in L1 next to the stream), then `x` as
+//! the sum of the 3 planes, each shifted by its column offset (masked loads from L1): the
+//! shifts cost 3 loads per output vector once per image rather than 9 per channel.
 //!
 //! [`adjoint_backward`] with padding ≥ 1 (the "same" convT C→1 of the VAE) does not use
 //! 32-column cells: it lays `x` out on the output grid (row stride `w_out`, zero rows above
@@ -337,12 +339,13 @@ pub fn adjoint(g: &Conv2dGeom, y: &[f32], w: &[f32], bias: f32, x: &mut [f32]) {
 }
 
 /// [`adjoint`] for a run of `k ≥ 0` images (`y: [k, c_out, h_out·w_out]`,
-/// `x: [k, h_in·w_in]`), by *tap planes*: per image, first the nine planes
+/// `x: [k, h_in·w_in]`), by *tap planes*: per image, first the nine sums
 /// `a[t, q] = Σ_c w[c, t] · y[c, q]` (a `[9, c_out] · [c_out, h_out·w_out]` product with
 /// aligned, unshifted loads of `y`: each element of `y` is read once, into registers that
-/// feed 9 FMAs), then `x[i] = bias + Σ_t a[t, i + p − t]` (taps outside `y` dropped), which
-/// shifts each tap plane once per image instead of once per channel. `a` is scratch (about
-/// `9·h_out·w_out` floats, kept between calls). While one image is summed, the next one is
+/// feed 9 FMAs), added into 3 column planes `b[kx, q + ky·w_out]` (rows shifted by `ky`),
+/// then `x[i] = bias + Σ_kx b[kx, i + p − kx]` (columns outside `y` dropped), which
+/// shifts each plane once per image instead of once per channel. `a` is scratch (about
+/// `3·(h_out + 2)·w_out` floats, kept between calls). While one image is summed, the next one is
 /// prefetched into L2 (and the next block of each channel into L1).
 ///
 /// # Panics
@@ -370,9 +373,9 @@ pub fn adjoint_taps(
     let k = x.len() / ni;
     assert_eq!(x.len(), k * ni, "direct kernel: one-channel image length");
     assert_eq!(y.len(), k * y_img, "direct kernel: C-channel image length");
-    let na = 16 * nq.div_ceil(16);
-    if a.len() < 9 * na {
-        a.resize(9 * na, 0.0);
+    let na = 16 * (16 * nq.div_ceil(16) + 2 * g.w_out).div_ceil(16);
+    if a.len() < 3 * na {
+        a.resize(3 * na, 0.0);
     }
     for i in 0..k {
         let yi = &y[i * y_img..(i + 1) * y_img];
@@ -381,17 +384,20 @@ pub fn adjoint_taps(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `supported(g)` (checked) guarantees AVX-512F and FMA. `taps` reads `yi`
         // (`c_out·nq` elements) at `c·nq + q` only for `q < nq` (the last vector of each
-        // channel is masked), `w` (`9·c_out`, checked) at `9c + t`, and writes
-        // `a[t·na + q]` for `q < 16·⌈nq/16⌉ = na`, inside `a` (`≥ 9·na`, ensured above).
+        // channel is masked), `w` (`9·c_out`, checked) at `9c + t`, and reads and writes
+        // `a[kx·na + ky·w_out + q]` for `q < 16·⌈nq/16⌉`, `ky, kx < 3`, i.e. below
+        // `2·na + 16·⌈nq/16⌉ + 2·w_out ≤ 3·na`, inside `a` (`≥ 3·na`, ensured above).
         // `next` is only prefetched (a prefetch never faults). `gather` reads
-        // `a[t·na + r·w_out + col]` only for enabled lanes, whose source row `r < h_out` and
-        // column `col < w_out` (so the index is `< nq ≤ na`), and writes `xi` (`h_in·w_in`,
-        // checked) masked to columns `< w_in` of rows `< h_in`. Masked-off lanes are not
-        // accessed, so their (wrapping) addresses may lie outside.
+        // `a[kx·na + (iy + p)·w_out + col]` only for enabled lanes, whose column
+        // `col < w_out` and row `iy + p < h_in + p ≤ h_out + 2` (so the index is
+        // `< kx·na + nq + 2·w_out ≤ (kx + 1)·na`), and writes `xi` (`h_in·w_in`, checked)
+        // masked to columns `< w_in` of rows `< h_in`. Masked-off lanes are not accessed,
+        // so their (wrapping) addresses may lie outside.
         unsafe {
             avx512::taps(
                 yi.as_ptr(),
                 nq,
+                g.w_out,
                 g.c_out,
                 w.as_ptr(),
                 a.as_mut_ptr(),
@@ -401,7 +407,6 @@ pub fn adjoint_taps(
             avx512::gather(
                 a.as_ptr(),
                 na,
-                g.h_out,
                 g.w_out,
                 g.pad,
                 bias,
@@ -817,29 +822,36 @@ mod avx512 {
     /// Pixel vectors per register block of [`taps`] (9 taps × 3 vectors = 27 accumulators).
     const TV: usize = 3;
 
-    /// See [`super::adjoint_taps`]: the tap planes `a[t·na + q] = Σ_c w[9c + t] · y[c·nq + q]`
-    /// for `q < 16·⌈nq/16⌉` (lanes past `nq` read as 0), prefetching `next` (the same
-    /// positions of the next image) into L2.
+    /// See [`super::adjoint_taps`]: the column planes
+    /// `a[kx·na + e] = Σ_ky Σ_c w[9c + 3ky + kx] · y[c·nq + e − ky·w_y]` for
+    /// `e < 16·⌈nq/16⌉ + 2·w_y` (sources outside `0..nq` read as 0), prefetching `next` (the
+    /// same positions of the next image) into L2.
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn taps(
         y: *const f32,
         nq: usize,
+        w_y: usize,
         c: usize,
         w: *const f32,
         a: *mut f32,
         na: usize,
         next: Option<*const f32>,
     ) {
+        for kx in 0..3 {
+            for i in 0..2 * w_y {
+                *a.add(kx * na + i) = 0.0;
+            }
+        }
         let nvec = nq.div_ceil(16);
         let mut v0 = 0;
         while v0 + TV <= nvec {
-            taps_block::<TV>(y, nq, c, w, a, na, next, v0);
+            taps_block::<TV>(y, nq, w_y, c, w, a, na, next, v0);
             v0 += TV;
         }
         match nvec - v0 {
-            2 => taps_block::<2>(y, nq, c, w, a, na, next, v0),
-            1 => taps_block::<1>(y, nq, c, w, a, na, next, v0),
+            2 => taps_block::<2>(y, nq, w_y, c, w, a, na, next, v0),
+            1 => taps_block::<1>(y, nq, w_y, c, w, a, na, next, v0),
             _ => {}
         }
     }
@@ -851,6 +863,7 @@ mod avx512 {
     unsafe fn taps_block<const V: usize>(
         y: *const f32,
         nq: usize,
+        w_y: usize,
         c: usize,
         w: *const f32,
         a: *mut f32,
@@ -888,9 +901,20 @@ mod avx512 {
                 }
             }
         }
-        for (t, at) in acc.iter().enumerate() {
-            for (j, aj) in at.iter().enumerate() {
-                _mm512_storeu_ps(a.add(t * na + 16 * (v0 + j)), *aj);
+        // Tap (ky, kx) goes to plane kx at offset ky·w_y. Rows ky = 2 reach these positions
+        // first (earlier blocks wrote below them), so they are stored; ky = 1, 0 add.
+        for ky in (0..3).rev() {
+            for kx in 0..3 {
+                let dst = a.add(kx * na + ky * w_y + 16 * v0);
+                for (j, aj) in acc[3 * ky + kx].iter().enumerate() {
+                    let d = dst.add(16 * j);
+                    let v = if ky == 2 {
+                        *aj
+                    } else {
+                        _mm512_add_ps(_mm512_loadu_ps(d), *aj)
+                    };
+                    _mm512_storeu_ps(d, v);
+                }
             }
         }
     }
@@ -906,14 +930,14 @@ mod avx512 {
         }
     }
 
-    /// See [`super::adjoint_taps`]: `x[iy, ix] = bias + Σ_t a[t, (iy + pad − ky)·w_y + ix +
-    /// pad − kx]` over the taps whose source lies in the `h_y × w_y` plane.
+    /// See [`super::adjoint_taps`]: `x[iy, ix] = bias + Σ_kx a[kx·na + (iy + pad)·w_y + ix +
+    /// pad − kx]` over the taps whose source column lies in `0..w_y` (the rows of the
+    /// column planes of [`taps`] already hold the sum over `ky`).
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn gather(
         a: *const f32,
         na: usize,
-        h_y: usize,
         w_y: usize,
         pad: usize,
         bias: f32,
@@ -933,16 +957,10 @@ mod avx512 {
             let sm = first(w_x - j0);
             for iy in 0..h_x {
                 let mut s = _mm512_set1_ps(bias);
-                for ky in 0..3 {
-                    let r = (iy + pad) as isize - ky as isize;
-                    if r < 0 || r >= h_y as isize {
-                        continue;
-                    }
-                    let row = a.wrapping_add(r as usize * w_y + j0 + pad);
-                    for (kx, &mk) in lm.iter().enumerate() {
-                        let p = row.wrapping_add((3 * ky + kx) * na).wrapping_sub(kx);
-                        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, p));
-                    }
+                let row = a.wrapping_add((iy + pad) * w_y + j0 + pad);
+                for (kx, &mk) in lm.iter().enumerate() {
+                    let p = row.wrapping_add(kx * na).wrapping_sub(kx);
+                    s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, p));
                 }
                 _mm512_mask_storeu_ps(x.add(iy * w_x + j0), sm, s);
             }

@@ -383,7 +383,8 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         }
     })?;
     pb.finish_and_clear();
-    if history.len() < a.steps.min(a.stop_after.unwrap_or(usize::MAX)) {
+    let stopped_by_time_limit = history.len() < a.steps.min(a.stop_after.unwrap_or(usize::MAX));
+    if stopped_by_time_limit {
         println!(
             "time limit reached: stopped after {} of {} steps",
             history.len(),
@@ -412,7 +413,7 @@ fn train_head(a: &Args, data: &Path, path: &Path) -> Result<EdgeModel> {
         "deep": net.config().deep, "scale_aug": tcfg.scale_range, "rotate": a.rotate,
         "init": a.init.as_ref().map(|p| p.display().to_string()),
         "steps_done": history.len(), "stop_after": a.stop_after,
-        "stopped_by_time_limit": history.len() < a.steps.min(a.stop_after.unwrap_or(usize::MAX)),
+        "stopped_by_time_limit": stopped_by_time_limit,
         "vae_epochs": a.vae_epochs, "vae_patches": a.vae_patches, "vae_loss": vae_loss,
         "vae_wall_s": vae_s, "vae_cpu_s": vae_cpu,
         "head_wall_s": head_s, "head_cpu_s": head_cpu,

@@ -489,8 +489,7 @@ pub fn edge_map_multiscale(
     rgb: ndarray::ArrayView3<f32>,
     scales: &[f32],
 ) -> Result<Array2<f32>> {
-    let p = predict_multiscale(net, rgb, scales)?;
-    edge_nms(p.view(), 2.0, 1, 1.01)
+    edge_map_dihedral(net, rgb, scales, 1)
 }
 
 /// Settings of [`pretrain_vae`].

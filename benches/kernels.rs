@@ -18,15 +18,19 @@
 //!
 //! Environment: `VAE_BENCH_QUICK=1` skips criterion and runs only the JSON pass;
 //! `VAE_BENCH_THREADS=1,2` picks the thread counts; `VAE_BENCH_FILTER=conv` keeps the kernels
-//! whose name contains the text (plus the sgemm references); `VAE_BENCH_SECS=20` sets the
+//! whose name contains the text, `VAE_BENCH_FILTER=convT_64_32,convT_32` those that contain
+//! any of the comma-separated texts (plus the sgemm references); `VAE_BENCH_SECS=20` sets the
 //! JSON pass's duration per thread count. `VAE_BENCH_FILTER=gemmprobe` / `im2colprobe`
 //! time the bare gemm shapes / the im2col and col2im passes the conv layers run (diagnostics
-//! used while tuning, see docs/performance.md).
+//! used while tuning, see docs/performance.md). `VAE_BENCH_MEMPROBE=1` adds the memory
+//! floors of conv-transpose 32→1 (`..._memread`, `..._memrw`, see `memory_floors`) just
+//! before its forward, timed in the same rounds.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ndarray::{ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use std::time::{Duration, Instant};
 use vae_tensor::gemm::{sgemm_par, MatMut, MatRef};
 use vae_tensor::layers::conv2d::{Conv2d, Conv2dConfig};
@@ -262,6 +266,64 @@ fn probe_im2col(
     }
 }
 
+/// Memory floors of a memory-bound layer, timed in the same state as its own kernels (only
+/// with `VAE_BENCH_MEMPROBE=1`; placed just before the layer's forward): `{name}_memread`
+/// reads a fresh copy of an input-sized tensor once (what the forward must at least do),
+/// `{name}_memrw` reads it and rewrites it in place (what an in-place backward must at
+/// least do), both image by image over rayon like the layers. They carry the forward's and
+/// the backward's FLOP counts, so their "GFLOP/s" and ratios are the ceilings those passes
+/// would reach if they took exactly as long as their memory traffic.
+fn memory_floors(name: &str, x_shape: &[usize], macs: u64) -> Vec<Kernel> {
+    let x = random(x_shape, &mut StdRng::seed_from_u64(7));
+    let img: usize = x_shape[1..].iter().product();
+    let shape = format!("{x_shape:?}");
+    let x2 = x.clone();
+    vec![
+        Kernel {
+            name: format!("{name}_memread"),
+            shape: shape.clone(),
+            flops: 2 * macs,
+            run: Box::new(move || {
+                let xi = x.clone();
+                let t = Instant::now();
+                let s: f32 = xi
+                    .as_slice()
+                    .expect("standard layout")
+                    .par_chunks(img)
+                    .map(|c| {
+                        let mut acc = [0f32; 16];
+                        for v in c.chunks_exact(16) {
+                            for (a, e) in acc.iter_mut().zip(v) {
+                                *a += e;
+                            }
+                        }
+                        acc.iter().sum::<f32>()
+                    })
+                    .sum();
+                let d = t.elapsed();
+                std::hint::black_box(s);
+                d
+            }),
+        },
+        Kernel {
+            name: format!("{name}_memrw"),
+            shape,
+            flops: 4 * macs,
+            run: Box::new(move || {
+                let mut xi = x2.clone();
+                let t = Instant::now();
+                xi.as_slice_mut()
+                    .expect("standard layout")
+                    .par_chunks_mut(img)
+                    .for_each(|c| c.iter_mut().for_each(|e| *e = 0.5 * *e + 0.25));
+                let d = t.elapsed();
+                std::hint::black_box(&xi);
+                d
+            }),
+        },
+    ]
+}
+
 fn all_kernels(rng: &mut StdRng) -> Vec<Kernel> {
     if std::env::var("VAE_BENCH_FILTER").is_ok_and(|f| f == "im2colprobe") {
         use vae_tensor::shape::ConvHyper;
@@ -323,6 +385,9 @@ fn all_kernels(rng: &mut StdRng) -> Vec<Kernel> {
         let macs = (BATCH * ci * hw * hw * co * 9) as u64;
         let a = ConvTranspose2d::new(cfg, rng).expect("cfg");
         let b = ConvTranspose2d::new(cfg, rng).expect("cfg");
+        if co == 1 && std::env::var_os("VAE_BENCH_MEMPROBE").is_some() {
+            ks.extend(memory_floors(name, &[BATCH, ci, hw, hw], macs));
+        }
         ks.extend(layer_kernels(name, a, b, &[BATCH, ci, hw, hw], macs, rng));
     }
     ks
@@ -378,7 +443,9 @@ fn json_pass(threads: &[usize], filter: &str) -> Vec<Record> {
         let mut ks: Vec<Kernel> = all_kernels(&mut rng)
             .into_iter()
             .filter(|k| {
-                filter.contains("probe") || k.name.starts_with("sgemm") || k.name.contains(filter)
+                filter.contains("probe")
+                    || k.name.starts_with("sgemm")
+                    || filter.split(',').any(|f| k.name.contains(f))
             })
             .collect();
         let reference = ks

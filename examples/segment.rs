@@ -172,12 +172,24 @@ struct Args {
     /// image) added to the learned classifier's training set.
     #[arg(long, default_value_t = 0)]
     classifier_crops: usize,
+    /// Regions: learned scoring on VAE-texton histograms fused with multi-scale riu2 LBP
+    /// histograms ((8,1), (16,2), (24,3)); fits the fused classifier beside the texton one
+    /// (also when only a `--sweep` entry sets `lbp=true`).
+    #[arg(long)]
+    lbp: bool,
+    /// Regions: weight of the windows' multi-scale LBP histograms in the clustering.
+    #[arg(long, default_value_t = 0.0)]
+    lbp_weight: f32,
+    /// Regions: weight of the LBP histograms in the boundary refinement.
+    #[arg(long, default_value_t = 0.0)]
+    lbp_refine: f32,
     /// Regions: also classify the true regions (the segment classifier alone).
     #[arg(long)]
     oracle: bool,
     /// Regions: further settings scored on the same fit, `;`-separated, each a
     /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
-    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior).
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior, lbp,
+    /// lbp_weight, lbp_refine).
     #[arg(long)]
     sweep: Option<String>,
 }
@@ -191,7 +203,8 @@ fn region_json(rc: &RegionConfig) -> serde_json::Value {
         "neighbours": rc.neighbours, "distinct": rc.distinct,
         "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
         "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
-        "posterior_weight": rc.posterior_weight, "seed": rc.seed,
+        "posterior_weight": rc.posterior_weight, "lbp": rc.lbp, "lbp_weight": rc.lbp_weight,
+        "lbp_refine": rc.lbp_refine, "seed": rc.seed,
     })
 }
 
@@ -216,6 +229,9 @@ fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
             "refine_radius" => rc.refine_radius = v.parse()?,
             "inside" => rc.inside_windows = v.parse()?,
             "posterior" => rc.posterior_weight = v.parse()?,
+            "lbp" => rc.lbp = v.parse()?,
+            "lbp_weight" => rc.lbp_weight = v.parse()?,
+            "lbp_refine" => rc.lbp_refine = v.parse()?,
             _ => bail!("unknown sweep key {k:?}"),
         }
     }
@@ -271,6 +287,9 @@ fn main() -> Result<()> {
         refine_radius: a.refine_radius,
         inside_windows: a.inside_windows,
         posterior_weight: a.posterior,
+        lbp: a.lbp,
+        lbp_weight: a.lbp_weight,
+        lbp_refine: a.lbp_refine,
         seed: a.seed,
     };
     let regions = a.method == "textons-regions";
@@ -299,6 +318,7 @@ fn main() -> Result<()> {
         regions: regions.then(|| region_cfg.clone()),
         classifier_hidden: a.classifier_hidden,
         classifier_crops: a.classifier_crops,
+        lbp: regions && (a.lbp || sweep.iter().any(|rc| rc.lbp)),
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -399,7 +419,7 @@ fn main() -> Result<()> {
                 "texton_epochs": tcfg.texton.epochs, "textons": tcfg.texton.textons,
                 "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
-                "classifier_crops": tcfg.classifier_crops,
+                "classifier_crops": tcfg.classifier_crops, "lbp_classifier": tcfg.lbp,
             });
             if let Some(rc) = &tcfg.regions {
                 j["regions"] = region_json(rc);

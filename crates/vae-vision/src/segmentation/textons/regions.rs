@@ -18,7 +18,8 @@ use ndarray::{Array2, Array3, ArrayView2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{knn_class_scores, knn_scores, Integrals, TextonSegmenter};
+use super::{knn_class_scores, knn_scores, lbp_bins, lbp_code_maps, Integrals, TextonSegmenter};
+use crate::classical::LbpConfig;
 use crate::error::{Result, VisionError};
 use crate::texton::TextonMap;
 
@@ -118,6 +119,18 @@ pub struct RegionConfig {
     /// (0: none): a discriminative view of the histogram in which textures of different
     /// classes lie further apart.
     pub posterior_weight: f32,
+    /// [`SegmentScoring::Learned`] with the fused classifier of
+    /// [`TextonSegConfig::lbp`](super::TextonSegConfig::lbp): a segment's pooled square-root texton histogram
+    /// concatenated with its square-root multi-scale riu2 LBP histogram, pooled over the
+    /// pixels of the same points (the LBP code maps are computed once per image).
+    pub lbp: bool,
+    /// Weight of the point window's square-root multi-scale riu2 LBP histogram (same
+    /// window as the texton histogram; like it, of unit Euclidean norm) as extra clustering
+    /// coordinates (0: none).
+    pub lbp_weight: f32,
+    /// Weight of the small window's square-root LBP histogram next to its texton histogram
+    /// in the boundary refinement (0: textons only).
+    pub lbp_refine: f32,
     /// Seed of the k-means seeding.
     pub seed: u64,
 }
@@ -145,6 +158,9 @@ impl Default for RegionConfig {
             refine_radius: 1,
             inside_windows: false,
             posterior_weight: 0.0,
+            lbp: false,
+            lbp_weight: 0.0,
+            lbp_refine: 0.0,
             seed: 0,
         }
     }
@@ -155,7 +171,8 @@ impl RegionConfig {
     ///
     /// # Errors
     /// [`VisionError::InvalidParameter`] for zero counts, a negative or non-finite spatial
-    /// weight, or `distinct` with more segments than classes.
+    /// weight, `distinct` with more segments than classes, or `lbp` with another scoring
+    /// than [`SegmentScoring::Learned`].
     pub fn validate(&self, num_classes: usize) -> Result<()> {
         const OP: &str = "RegionConfig";
         for (name, v) in [
@@ -171,6 +188,8 @@ impl RegionConfig {
         for (name, v) in [
             ("spatial_weight", self.spatial_weight),
             ("posterior_weight", self.posterior_weight),
+            ("lbp_weight", self.lbp_weight),
+            ("lbp_refine", self.lbp_refine),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(VisionError::param(
@@ -180,6 +199,14 @@ impl RegionConfig {
                     "must be finite and non-negative",
                 ));
             }
+        }
+        if self.lbp && self.scoring != SegmentScoring::Learned {
+            return Err(VisionError::param(
+                OP,
+                "lbp",
+                self.scoring.name(),
+                "LBP features are used by the learned scoring only",
+            ));
         }
         if self.distinct && num_classes > 20 {
             return Err(VisionError::param(
@@ -258,6 +285,7 @@ impl TextonSegmenter {
                         .into(),
                 });
             }
+            self.check_lbp(rc, OP)?;
         }
         let (h, w) = image.dim();
         let s = self.cfg.step;
@@ -271,6 +299,11 @@ impl TextonSegmenter {
             ));
         }
         let maps = self.model.texton_maps(image)?;
+        let lbp_maps = settings
+            .iter()
+            .any(|rc| rc.lbp || rc.lbp_weight > 0.0 || rc.lbp_refine > 0.0)
+            .then(|| lbp_code_maps(image, &LbpConfig::default()))
+            .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
         let point_scores = if settings
@@ -285,7 +318,7 @@ impl TextonSegmenter {
         let d = nl * k;
         // Square-root window histograms of the points, windows clipped at the border
         // (`false`) or shifted inside the image (`true`, [`RegionConfig::inside_windows`]).
-        let roots_for = |shift: bool| {
+        let roots_for = |ig: &Integrals, d: usize, shift: bool| {
             let inside = |c: f32, n: usize| {
                 if !shift {
                     c
@@ -309,22 +342,40 @@ impl TextonSegmenter {
             }
             roots
         };
-        let roots: Vec<Option<Vec<f32>>> = [false, true]
+        // The same for the LBP code maps when a setting clusters on them.
+        let lbp_ig = match &lbp_maps {
+            Some(lm)
+                if settings
+                    .iter()
+                    .any(|rc| rc.lbp_weight > 0.0 || (rc.lbp && rc.posterior_weight > 0.0)) =>
+            {
+                let lcfg = LbpConfig::default();
+                let (lk, ln) = (lbp_bins(&lcfg), lcfg.scales.len());
+                Some((Integrals::new(lm, lk, ln), lk * ln))
+            }
+            _ => None,
+        };
+        let roots: Vec<Option<(Vec<f32>, Option<Vec<f32>>)>> = [false, true]
             .into_iter()
             .map(|shift| {
                 settings
                     .iter()
                     .any(|rc| rc.inside_windows == shift)
-                    .then(|| roots_for(shift))
+                    .then(|| {
+                        let l = lbp_ig.as_ref().map(|(lig, dl)| roots_for(lig, *dl, shift));
+                        (roots_for(&ig, d, shift), l)
+                    })
             })
             .collect();
         settings
             .iter()
             .map(|rc| {
-                let r = roots[usize::from(rc.inside_windows)]
-                    .as_deref()
+                let (r, l) = roots[usize::from(rc.inside_windows)]
+                    .as_ref()
                     .expect("computed for every flag in use");
-                self.regions_of(r, &maps, &ig, point_scores.as_ref(), (h, w), rc)
+                let maps = (maps.as_slice(), lbp_maps.as_deref());
+                let r = (r.as_slice(), l.as_deref());
+                self.regions_of(r, maps, &ig, point_scores.as_ref(), (h, w), rc)
             })
             .collect()
     }
@@ -379,37 +430,60 @@ impl TextonSegmenter {
                 what: "image models (fit with region settings in TextonSegConfig::regions)".into(),
             });
         }
+        self.check_lbp(rc, OP)?;
         let maps = self.model.texton_maps(image)?;
+        let lbp_maps = (rc.lbp || rc.lbp_refine > 0.0)
+            .then(|| lbp_code_maps(image, &LbpConfig::default()))
+            .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
         let ps = (rc.scoring == SegmentScoring::Points).then(|| self.point_scores(&ig, gh, gw));
-        self.label_segments(segments, nseg, &maps, &ig, ps.as_ref(), (h, w), rc)
+        let maps = (maps.as_slice(), lbp_maps.as_deref());
+        self.label_segments(segments, nseg, maps, &ig, ps.as_ref(), (h, w), rc)
     }
 
-    /// The learned classifier (fitted with region settings only).
+    /// An error naming `op` when `rc` asks for the LBP classifier and it was not fitted.
+    fn check_lbp(&self, rc: &RegionConfig, op: &'static str) -> Result<()> {
+        if rc.lbp && self.lbp_classifier.is_none() {
+            return Err(VisionError::Empty {
+                op,
+                what: "LBP classifier (fit with TextonSegConfig::lbp and region settings)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The learned classifier (fitted with region settings only), or with `lbp` the one on
+    /// texton and LBP histograms.
     fn locked_classifier(
         &self,
+        lbp: bool,
     ) -> Result<std::sync::MutexGuard<'_, crate::classify::NeuralClassifier>> {
         const OP: &str = "TextonSegmenter::segment_regions";
-        self.classifier
-            .as_ref()
-            .ok_or_else(|| VisionError::Empty {
-                op: OP,
-                what: "learned classifier (fit with region settings in TextonSegConfig::regions)"
-                    .into(),
-            })?
-            .lock()
-            .map_err(|_| VisionError::BadValue {
-                op: OP,
-                what: "the classifier's lock is poisoned".into(),
-            })
+        if lbp {
+            &self.lbp_classifier
+        } else {
+            &self.classifier
+        }
+        .as_ref()
+        .ok_or_else(|| VisionError::Empty {
+            op: OP,
+            what: "learned classifier (fit with region settings in TextonSegConfig::regions)"
+                .into(),
+        })?
+        .lock()
+        .map_err(|_| VisionError::BadValue {
+            op: OP,
+            what: "the classifier's lock is poisoned".into(),
+        })
     }
 
-    /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data.
+    /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data
+    /// (`maps`: the texton maps and, when a setting uses them, the LBP code maps).
     fn regions_of(
         &self,
-        roots: &[f32],
-        maps: &[TextonMap],
+        (roots, lbp_roots): (&[f32], Option<&[f32]>),
+        maps: (&[TextonMap], Option<&[TextonMap]>),
         ig: &Integrals,
         point_scores: Option<&Array3<f32>>,
         (h, w): (usize, usize),
@@ -423,7 +497,17 @@ impl TextonSegmenter {
         // Class probabilities of every point's window under the learned classifier.
         let post = if rc.posterior_weight > 0.0 {
             let x = ArrayView2::from_shape((n, d), roots).expect("one row per point");
-            let logits = self.locked_classifier()?.logits(x)?;
+            // With `lbp`, the fused classifier on the texton and LBP window histograms.
+            let logits = match lbp_roots.filter(|_| rc.lbp) {
+                Some(l) => {
+                    let xl =
+                        ArrayView2::from_shape((n, l.len() / n), l).expect("one row per point");
+                    let x = ndarray::concatenate(ndarray::Axis(1), &[x, xl])
+                        .expect("one row per point");
+                    self.locked_classifier(true)?.logits(x.view())?
+                }
+                None => self.locked_classifier(false)?.logits(x)?,
+            };
             Some(logits.map_axis(ndarray::Axis(1), |r| {
                 let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = r.iter().map(|&v| (v - m).exp()).collect();
@@ -435,10 +519,19 @@ impl TextonSegmenter {
         };
         let spatial = if rc.spatial_weight > 0.0 { 2 } else { 0 };
         let nc = self.num_classes;
-        let dd = d + spatial + post.as_ref().map_or(0, |_| nc);
+        // Square-root LBP window histograms, weighted, after the texton ones.
+        let lbp_roots = lbp_roots.filter(|_| rc.lbp_weight > 0.0);
+        let dl = lbp_roots.map_or(0, |l| l.len() / n);
+        let dd = d + dl + spatial + post.as_ref().map_or(0, |_| nc);
         let mut feats = vec![0f32; n * dd];
         for (p, row) in feats.chunks_mut(dd).enumerate() {
             row[..d].copy_from_slice(&roots[p * d..(p + 1) * d]);
+            if let Some(l) = lbp_roots {
+                for (o, &v) in row[d..d + dl].iter_mut().zip(&l[p * dl..(p + 1) * dl]) {
+                    *o = rc.lbp_weight * v;
+                }
+            }
+            let row = &mut row[dl..];
             if spatial > 0 {
                 row[d] = rc.spatial_weight * ((p / gw) as f32 + 0.5) / gh as f32;
                 row[d + 1] = rc.spatial_weight * ((p % gw) as f32 + 0.5) / gw as f32;
@@ -465,7 +558,7 @@ impl TextonSegmenter {
         &self,
         mut segments: Array2<usize>,
         nseg: usize,
-        maps: &[TextonMap],
+        (maps, lbp_maps): (&[TextonMap], Option<&[TextonMap]>),
         ig: &Integrals,
         point_scores: Option<&Array3<f32>>,
         (h, w): (usize, usize),
@@ -512,8 +605,17 @@ impl TextonSegmenter {
             }
             SegmentScoring::Learned => {
                 let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
-                let x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
-                let logits = self.locked_classifier()?.logits(x.view())?;
+                let mut x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
+                if rc.lbp {
+                    let lm = lbp_maps.expect("computed when a setting uses LBP");
+                    let lcfg = LbpConfig::default();
+                    let (lk, ln) = (lbp_bins(&lcfg), lcfg.scales.len());
+                    let pl = pooled_histograms(lm, &segments, &use_point, s, nseg, lk, ln);
+                    let xl = Array2::from_shape_fn((nseg, ln * lk), |(g, t)| pl[g][t].sqrt());
+                    x = ndarray::concatenate(ndarray::Axis(1), &[x.view(), xl.view()])
+                        .expect("one row per segment");
+                }
+                let logits = self.locked_classifier(rc.lbp)?.logits(x.view())?;
                 for g in (0..nseg).filter(|&g| sizes[g] > 0) {
                     let row = logits.row(g);
                     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -564,7 +666,16 @@ impl TextonSegmenter {
                 .collect()
         };
         if rc.refine_window > 0 {
-            refine_boundaries(ig, &mut segments, &mask, s, (h, w), nseg, rc);
+            // The LBP window histograms join the texton ones with weight `lbp_refine`.
+            let lig = match lbp_maps {
+                Some(lm) if rc.lbp_refine > 0.0 => {
+                    let lcfg = LbpConfig::default();
+                    Some(Integrals::new(lm, lbp_bins(&lcfg), lcfg.scales.len()))
+                }
+                _ => None,
+            };
+            let igs = (ig, lig.as_ref().map(|l| (l, rc.lbp_refine)));
+            refine_boundaries(igs, &mut segments, &mask, s, (h, w), nseg, rc);
         }
         let labels = Array2::from_shape_fn((h, w), |(y, x)| {
             let g = segments[[(y / s).min(gh - 1), (x / s).min(gw - 1)]];
@@ -582,7 +693,7 @@ impl TextonSegmenter {
 
 /// The boundary refinement of [`RegionConfig::refine_window`] (in place).
 fn refine_boundaries(
-    ig: &Integrals,
+    (ig, lbp): (&Integrals, Option<(&Integrals, f32)>),
     segments: &mut Array2<usize>,
     interior: &Array2<bool>,
     step: usize,
@@ -602,14 +713,15 @@ fn refine_boundaries(
     let small: Vec<Vec<f32>> = (0..gh * gw)
         .map(|p| {
             let (i, j) = (p / gw, p % gw);
-            ig.window(
+            let (cy, cx) = (
                 inside((i as f32 + 0.5) * step as f32, h),
                 inside((j as f32 + 0.5) * step as f32, w),
-                side,
-            )
-            .into_iter()
-            .map(f32::sqrt)
-            .collect()
+            );
+            let mut q: Vec<f32> = ig.window(cy, cx, side).into_iter().map(f32::sqrt).collect();
+            if let Some((lig, wt)) = lbp {
+                q.extend(lig.window(cy, cx, side).into_iter().map(|v| wt * v.sqrt()));
+            }
+            q
         })
         .collect();
     let d = small.first().map_or(0, Vec::len);
@@ -1018,6 +1130,7 @@ mod tests {
             regions,
             classifier_hidden: 0,
             classifier_crops: 2,
+            lbp: true,
         }
     }
 

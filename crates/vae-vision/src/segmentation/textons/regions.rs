@@ -1206,6 +1206,17 @@ mod tests {
             scale_shifts: 1,
             ..base.clone()
         }])
+        // The fused texton + LBP classifier, with LBP clustering coordinates, LBP in the
+        // refinement and the fused classifier's window posteriors.
+        .chain([RegionConfig {
+            scoring: SegmentScoring::Learned,
+            lbp: true,
+            lbp_weight: 1.0,
+            lbp_refine: 1.0,
+            posterior_weight: 0.5,
+            refine_window: 8,
+            ..base.clone()
+        }])
         .collect();
         let out = seg.segment_regions_multi(img.view(), &settings).unwrap();
         for (rc, r) in settings.iter().zip(&out) {
@@ -1232,6 +1243,26 @@ mod tests {
         assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
         assert_eq!(given.segments, grid);
         assert!(accuracy(&given.labels, &truth) > 0.97);
+        let fused = RegionConfig {
+            scoring: SegmentScoring::Learned,
+            lbp: true,
+            ..base.clone()
+        };
+        let given = seg
+            .segment_given_regions(img.view(), grid.clone(), 3, &fused)
+            .unwrap();
+        assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
+        // LBP features with another scoring are a bad setting.
+        assert!(matches!(
+            seg.segment_regions(
+                img.view(),
+                &RegionConfig {
+                    lbp: true,
+                    ..base.clone()
+                }
+            ),
+            Err(VisionError::InvalidParameter { .. })
+        ));
         // Given-region errors: wrong grid shape, a segment out of range.
         assert!(matches!(
             seg.segment_given_regions(img.view(), Array2::zeros((3, 3)), 3, &base),
@@ -1305,6 +1336,58 @@ mod tests {
         );
     }
 
+    /// Per-segment LBP histograms over the pixels of the used grid points: a flat segment
+    /// holds only code `P` at every scale; a noisy one matches a direct count of
+    /// [`lbp_riu2`](crate::classical::lbp_riu2)'s codes over its pixels.
+    #[test]
+    fn pooled_lbp_histograms_count_the_pixels_of_each_segment() {
+        let mut rng = StdRng::seed_from_u64(9);
+        // 32×32, flat on the left half, noise on the right; grid step 8 (4×4 points).
+        let img = Array2::from_shape_fn((32, 32), |(_, x)| {
+            if x < 16 {
+                0.5
+            } else {
+                rng.random_range(0.0f32..1.0)
+            }
+        });
+        let cfg = LbpConfig::default();
+        let (lk, ln) = (lbp_bins(&cfg), cfg.scales.len());
+        assert_eq!((lk, ln), (26, 3));
+        let maps = lbp_code_maps(img.view(), &cfg).unwrap();
+        let segments = Array2::from_shape_fn((4, 4), |(_, j)| usize::from(j >= 2));
+        // Only the outer columns: segment 0's circles (x < 8 + 3) stay in the flat half.
+        let used = Array2::from_shape_fn((4, 4), |(_, j)| j == 0 || j == 3);
+        let h = pooled_histograms(&maps, &segments, &used, 8, 2, lk, ln);
+        for (s, &(p, _)) in cfg.scales.iter().enumerate() {
+            for b in 0..lk {
+                let want = if b == p { 1.0 / 3.0 } else { 0.0 };
+                assert!((h[0][s * lk + b] - want).abs() < 1e-6, "scale {s} bin {b}");
+            }
+            // Segment 1: the codes of pixels x in 24..32 (all rows), counted directly.
+            let (p, r) = cfg.scales[s];
+            let codes = crate::classical::lbp_riu2(img.view(), p, r).unwrap();
+            let m = r.ceil() as usize;
+            let mut want = vec![0f32; lk];
+            let mut n = 0f32;
+            for ((_, x), &c) in codes.indexed_iter() {
+                if x + m >= 24 {
+                    want[c as usize] += 1.0;
+                    n += 1.0;
+                }
+            }
+            for b in 0..lk {
+                let got = h[1][s * lk + b];
+                assert!((got - want[b] / n / 3.0).abs() < 1e-6, "scale {s} bin {b}");
+            }
+        }
+        // The same maps through the window integrals: a window over the flat left part.
+        let ig = Integrals::new(&maps, lk, ln);
+        let win = ig.window(16.0, 5.0, 8.0);
+        for (s, &(p, _)) in cfg.scales.iter().enumerate() {
+            assert!((win[s * lk + p] - 1.0 / 3.0).abs() < 1e-6);
+        }
+    }
+
     #[test]
     fn pooled_histograms_count_the_cells_of_each_segment() {
         // One level, 4×4 cells of step 2 (centres 1, 3, 5, 7) on an 8×8 image, grid step 4:
@@ -1359,6 +1442,17 @@ mod tests {
                 posterior_weight: f32::NAN,
                 ..RegionConfig::default()
             },
+            RegionConfig {
+                regions: 2,
+                lbp_weight: -0.5,
+                ..RegionConfig::default()
+            },
+            RegionConfig {
+                regions: 2,
+                scoring: SegmentScoring::Points,
+                lbp: true,
+                ..RegionConfig::default()
+            },
         ];
         for rc in &bad {
             assert!(
@@ -1394,6 +1488,33 @@ mod tests {
                 Err(VisionError::Empty { .. })
             ));
         }
+        // The LBP classifier needs TextonSegConfig::lbp.
+        let mut no_lbp = TextonSegmenter::fit(
+            &bank,
+            &TextonSegConfig {
+                lbp: false,
+                ..tiny_config(Some(ok.clone()))
+            },
+            0,
+        )
+        .unwrap();
+        let with_lbp = RegionConfig {
+            lbp: true,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            no_lbp.segment_regions(img.view(), &with_lbp),
+            Err(VisionError::Empty { .. })
+        ));
+        assert!(no_lbp
+            .segment_regions(
+                img.view(),
+                &RegionConfig {
+                    lbp_refine: 1.0,
+                    ..ok.clone()
+                }
+            )
+            .is_ok());
         // Bad settings at segmentation time, and more segments than grid points.
         assert!(matches!(
             plain.segment_regions(img.view(), &bad[1]),

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::json;
+use vae_vision::classical::LbpConfig;
 use vae_vision::segmentation::overlay::save_overlay_panel;
 use vae_vision::segmentation::{
     run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, RegionConfig, SegmentScoring,
@@ -162,8 +163,9 @@ struct Args {
     /// Regions: shift border windows inside the mosaic (`true` or `false`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     inside_windows: bool,
-    /// Regions: weight of the learned classifier's window probabilities in the clustering.
-    #[arg(long, default_value_t = 0.0)]
+    /// Regions: weight of the learned classifier's window probabilities in the clustering
+    /// (the fused texton + LBP classifier's with `--lbp true`).
+    #[arg(long, default_value_t = 0.5)]
     posterior: f32,
     /// Regions: hidden units of the learned segment classifier (0: softmax regression).
     #[arg(long, default_value_t = 0)]
@@ -173,15 +175,18 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     classifier_crops: usize,
     /// Regions: learned scoring on VAE-texton histograms fused with multi-scale riu2 LBP
-    /// histograms ((8,1), (16,2), (24,3)); fits the fused classifier beside the texton one
+    /// histograms (`true` or `false`); fits the fused classifier beside the texton one
     /// (also when only a `--sweep` entry sets `lbp=true`).
-    #[arg(long)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     lbp: bool,
+    /// Regions: the LBP scales, `;`-separated `P,R` pairs.
+    #[arg(long, default_value = "8,1;16,2;24,3")]
+    lbp_scales: String,
     /// Regions: weight of the windows' multi-scale LBP histograms in the clustering.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 4.0)]
     lbp_weight: f32,
     /// Regions: weight of the LBP histograms in the boundary refinement.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 2.0)]
     lbp_refine: f32,
     /// Regions: also classify the true regions (the segment classifier alone).
     #[arg(long)]
@@ -319,6 +324,18 @@ fn main() -> Result<()> {
         classifier_hidden: a.classifier_hidden,
         classifier_crops: a.classifier_crops,
         lbp: regions && (a.lbp || sweep.iter().any(|rc| rc.lbp)),
+        lbp_scales: LbpConfig {
+            scales: a
+                .lbp_scales
+                .split(';')
+                .map(|pr| -> Result<(usize, f32)> {
+                    let (p, r) = pr
+                        .split_once(',')
+                        .with_context(|| format!("LBP scale {pr:?} is not P,R"))?;
+                    Ok((p.trim().parse()?, r.trim().parse()?))
+                })
+                .collect::<Result<_>>()?,
+        },
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -420,6 +437,7 @@ fn main() -> Result<()> {
                 "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
                 "classifier_crops": tcfg.classifier_crops, "lbp_classifier": tcfg.lbp,
+                "lbp_scales": tcfg.lbp_scales.scales,
             });
             if let Some(rc) = &tcfg.regions {
                 j["regions"] = region_json(rc);

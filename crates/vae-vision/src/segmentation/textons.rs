@@ -71,16 +71,18 @@ pub struct TextonSegConfig {
     pub classifier_crops: usize,
     /// With region settings, also fit a second learned segment classifier
     /// ([`RegionConfig::lbp`]) on the square-root texton histograms concatenated with the
-    /// square-root multi-scale riu2 LBP histograms (`LbpConfig::default()`: `(8, 1)`,
-    /// `(16, 2)`, `(24, 3)`) of the same training windows and images: a classical feature
-    /// fused with the VAE textons.
+    /// square-root multi-scale riu2 LBP histograms (scales [`TextonSegConfig::lbp_scales`])
+    /// of the same training windows and images: a classical feature fused with the VAE
+    /// textons.
     pub lbp: bool,
+    /// The `(P, R)` scales of the LBP histograms (default `(8, 1)`, `(16, 2)`, `(24, 3)`).
+    pub lbp_scales: LbpConfig,
 }
 
 impl Default for TextonSegConfig {
     /// The default texton model, 64-pixel windows every 8 pixels, 150 references per
     /// class, smoothing radius 2, all classes kept, the window method (softmax regression
-    /// for the region method's learned scoring, no LBP classifier).
+    /// for the region method's learned scoring, and the texton + LBP one beside it).
     fn default() -> Self {
         TextonSegConfig {
             texton: TextonConfig::default(),
@@ -94,7 +96,8 @@ impl Default for TextonSegConfig {
             regions: None,
             classifier_hidden: 0,
             classifier_crops: 0,
-            lbp: false,
+            lbp: true,
+            lbp_scales: LbpConfig::default(),
         }
     }
 }
@@ -114,6 +117,14 @@ impl TextonSegConfig {
             if v == 0 {
                 return Err(VisionError::param(OP, name, v, "must be at least 1"));
             }
+        }
+        if self.lbp && self.lbp_scales.is_empty() {
+            return Err(VisionError::param(
+                OP,
+                "lbp_scales",
+                "[]",
+                "LBP features need at least one scale",
+            ));
         }
         if self.keep_classes == Some(0) {
             return Err(VisionError::param(
@@ -395,8 +406,8 @@ impl TextonSegmenter {
         let (mut crops, mut crop_labels) = (Vec::new(), Vec::new());
         // LBP histograms of the same references, images and crops (fused classifier only).
         let with_lbp = with_images && cfg.lbp;
-        let lbp_cfg = LbpConfig::default();
-        let (lk, ln) = (lbp_bins(&lbp_cfg), lbp_cfg.scales.len());
+        let lbp_cfg = &cfg.lbp_scales;
+        let (lk, ln) = (lbp_bins(lbp_cfg), lbp_cfg.scales.len());
         let dl = lk * ln;
         let mut lbp_refs = vec![0f32; if with_lbp { ref_labels.len() * dl } else { 0 }];
         let (mut lbp_models, mut lbp_crops) = (Vec::new(), Vec::new());
@@ -420,7 +431,7 @@ impl TextonSegmenter {
             let maps = model.texton_maps(img)?;
             let ig = Integrals::new(&maps, k, nl);
             let lig = if with_lbp {
-                Some(Integrals::new(&lbp_code_maps(img, &lbp_cfg)?, lk, ln))
+                Some(Integrals::new(&lbp_code_maps(img, lbp_cfg)?, lk, ln))
             } else {
                 None
             };
@@ -881,6 +892,7 @@ mod tests {
             classifier_hidden: 0,
             classifier_crops: 0,
             lbp: false,
+            lbp_scales: LbpConfig::default(),
         }
     }
 

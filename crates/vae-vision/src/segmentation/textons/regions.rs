@@ -19,7 +19,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{knn_class_scores, knn_scores, lbp_bins, lbp_code_maps, Integrals, TextonSegmenter};
-use crate::classical::LbpConfig;
 use crate::error::{Result, VisionError};
 use crate::texton::TextonMap;
 
@@ -140,8 +139,11 @@ impl Default for RegionConfig {
     /// restarts of at most 50 iterations, spatial weight 1, 2 majority passes, interior
     /// radius 1, learned scoring (1 nearest model for the nearest-neighbour scorings),
     /// classes not forced distinct, no level shifts, boundary refinement with 32-pixel
-    /// windows in a radius of 1 point, border windows clipped, no posterior coordinates,
-    /// seed 0.
+    /// windows in a radius of 1 point, border windows clipped; with LBP fusion (the second
+    /// tuning round): the fused texton + LBP classifier (`lbp`, which needs a segmenter
+    /// fitted with [`TextonSegConfig::lbp`](super::TextonSegConfig::lbp)), its window
+    /// posteriors as clustering coordinates with weight 0.5, LBP window histograms in the
+    /// clustering with weight 4 and in the refinement with weight 2; seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
@@ -157,16 +159,28 @@ impl Default for RegionConfig {
             refine_window: 32,
             refine_radius: 1,
             inside_windows: false,
-            posterior_weight: 0.0,
-            lbp: false,
-            lbp_weight: 0.0,
-            lbp_refine: 0.0,
+            posterior_weight: 0.5,
+            lbp: true,
+            lbp_weight: 4.0,
+            lbp_refine: 2.0,
             seed: 0,
         }
     }
 }
 
 impl RegionConfig {
+    /// The default setting without any LBP feature (`lbp` off, LBP weights 0) and without
+    /// posterior coordinates: the first tuning round's choice, VAE textons alone.
+    pub fn textons_only() -> Self {
+        RegionConfig {
+            posterior_weight: 0.0,
+            lbp: false,
+            lbp_weight: 0.0,
+            lbp_refine: 0.0,
+            ..RegionConfig::default()
+        }
+    }
+
     /// Checks the settings for a segmenter of `num_classes` classes.
     ///
     /// # Errors
@@ -302,7 +316,7 @@ impl TextonSegmenter {
         let lbp_maps = settings
             .iter()
             .any(|rc| rc.lbp || rc.lbp_weight > 0.0 || rc.lbp_refine > 0.0)
-            .then(|| lbp_code_maps(image, &LbpConfig::default()))
+            .then(|| lbp_code_maps(image, &self.cfg.lbp_scales))
             .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
@@ -349,8 +363,8 @@ impl TextonSegmenter {
                     .iter()
                     .any(|rc| rc.lbp_weight > 0.0 || (rc.lbp && rc.posterior_weight > 0.0)) =>
             {
-                let lcfg = LbpConfig::default();
-                let (lk, ln) = (lbp_bins(&lcfg), lcfg.scales.len());
+                let lcfg = &self.cfg.lbp_scales;
+                let (lk, ln) = (lbp_bins(lcfg), lcfg.scales.len());
                 Some((Integrals::new(lm, lk, ln), lk * ln))
             }
             _ => None,
@@ -433,7 +447,7 @@ impl TextonSegmenter {
         self.check_lbp(rc, OP)?;
         let maps = self.model.texton_maps(image)?;
         let lbp_maps = (rc.lbp || rc.lbp_refine > 0.0)
-            .then(|| lbp_code_maps(image, &LbpConfig::default()))
+            .then(|| lbp_code_maps(image, &self.cfg.lbp_scales))
             .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
@@ -608,8 +622,8 @@ impl TextonSegmenter {
                 let mut x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
                 if rc.lbp {
                     let lm = lbp_maps.expect("computed when a setting uses LBP");
-                    let lcfg = LbpConfig::default();
-                    let (lk, ln) = (lbp_bins(&lcfg), lcfg.scales.len());
+                    let lcfg = &self.cfg.lbp_scales;
+                    let (lk, ln) = (lbp_bins(lcfg), lcfg.scales.len());
                     let pl = pooled_histograms(lm, &segments, &use_point, s, nseg, lk, ln);
                     let xl = Array2::from_shape_fn((nseg, ln * lk), |(g, t)| pl[g][t].sqrt());
                     x = ndarray::concatenate(ndarray::Axis(1), &[x.view(), xl.view()])
@@ -669,8 +683,8 @@ impl TextonSegmenter {
             // The LBP window histograms join the texton ones with weight `lbp_refine`.
             let lig = match lbp_maps {
                 Some(lm) if rc.lbp_refine > 0.0 => {
-                    let lcfg = LbpConfig::default();
-                    Some(Integrals::new(lm, lbp_bins(&lcfg), lcfg.scales.len()))
+                    let lcfg = &self.cfg.lbp_scales;
+                    Some(Integrals::new(lm, lbp_bins(lcfg), lcfg.scales.len()))
                 }
                 _ => None,
             };
@@ -1089,6 +1103,7 @@ fn assign_distinct(scores: &Array2<f32>, sizes: &[usize]) -> Vec<Option<usize>> 
 mod tests {
     use super::super::{TextonSegConfig, TextureBank};
     use super::*;
+    use crate::classical::LbpConfig;
     use crate::texton::TextonConfig;
     use ndarray::Axis;
 
@@ -1131,6 +1146,7 @@ mod tests {
             classifier_hidden: 0,
             classifier_crops: 2,
             lbp: true,
+            lbp_scales: LbpConfig::default(),
         }
     }
 
@@ -1175,7 +1191,7 @@ mod tests {
             scoring: SegmentScoring::Images,
             distinct: true,
             refine_window: 0,
-            ..RegionConfig::default()
+            ..RegionConfig::textons_only()
         };
         let mut seg = TextonSegmenter::fit(&bank, &tiny_config(Some(base.clone())), 0).unwrap();
         assert_eq!(
@@ -1465,7 +1481,7 @@ mod tests {
         }
         let ok = RegionConfig {
             regions: 2,
-            ..RegionConfig::default()
+            ..RegionConfig::textons_only()
         };
         // Fitted without region settings: no image models or classifier for image,
         // learned or posterior-weighted settings.
@@ -1523,7 +1539,7 @@ mod tests {
         let refs = RegionConfig {
             scoring: SegmentScoring::References,
             regions: 2,
-            ..RegionConfig::default()
+            ..RegionConfig::textons_only()
         };
         let small = texture(4, 4, 0, &mut rng);
         assert!(matches!(

@@ -17,7 +17,10 @@
 //! points into `--regions` segments without labels and classifies each segment as a whole
 //! (`vae_vision::segmentation::textons::regions`); `--holdout N` tunes either on mosaics cut
 //! from N held-out training images per class instead of the test images, and `--sweep`
-//! scores further region settings on the same fit.
+//! scores further region settings on the same fit. By default the region method fuses
+//! multi-scale LBP histograms with the VAE textons (`--lbp true`, `--lbp-weight`,
+//! `--lbp-refine`); `--lbp false --posterior 0 --lbp-weight 0 --lbp-refine 0` is the
+//! VAE-texton-only setting.
 //! Writes `<task>_<head>.png` panels (input | truth | prediction), prints the metrics and
 //! writes them as JSON.
 

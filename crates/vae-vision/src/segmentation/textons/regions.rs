@@ -13,6 +13,11 @@
 //! [`RegionConfig::distinct`] the segments get pairwise different classes by an optimal
 //! assignment of the point-weighted segment × class score matrix (a mosaic of the benchmark
 //! holds five different textures).
+//!
+//! Multi-scale riu2 LBP histograms (a classical feature) can be fused in
+//! ([`RegionConfig::lbp`], [`RegionConfig::lbp_weight`], [`RegionConfig::lbp_refine`]): in
+//! the segment classifier, the clustering features and the boundary refinement; the
+//! defaults use all three, [`RegionConfig::textons_only`] none.
 
 use ndarray::{Array2, Array3, ArrayView2};
 use rand::rngs::StdRng;
@@ -21,6 +26,10 @@ use rand::{Rng, SeedableRng};
 use super::{knn_class_scores, knn_scores, lbp_bins, lbp_code_maps, Integrals, TextonSegmenter};
 use crate::error::{Result, VisionError};
 use crate::texton::TextonMap;
+
+/// The square-root texton window histograms of an image's grid points (row-major) and,
+/// when a setting clusters on them, the square-root LBP ones.
+type PointRoots = (Vec<f32>, Option<Vec<f32>>);
 
 /// How [`TextonSegmenter::segment_regions`] scores a segment against the classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,7 +378,7 @@ impl TextonSegmenter {
             }
             _ => None,
         };
-        let roots: Vec<Option<(Vec<f32>, Option<Vec<f32>>)>> = [false, true]
+        let roots: Vec<Option<PointRoots>> = [false, true]
             .into_iter()
             .map(|shift| {
                 settings

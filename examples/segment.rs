@@ -17,7 +17,10 @@
 //! points into `--regions` segments without labels and classifies each segment as a whole
 //! (`vae_vision::segmentation::textons::regions`); `--holdout N` tunes either on mosaics cut
 //! from N held-out training images per class instead of the test images, and `--sweep`
-//! scores further region settings on the same fit.
+//! scores further region settings on the same fit. By default the region method fuses
+//! multi-scale LBP histograms with the VAE textons (`--lbp true`, `--lbp-weight`,
+//! `--lbp-refine`); `--lbp false --posterior 0 --lbp-weight 0 --lbp-refine 0` is the
+//! VAE-texton-only setting.
 //! Writes `<task>_<head>.png` panels (input | truth | prediction), prints the metrics and
 //! writes them as JSON.
 
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::json;
+use vae_vision::classical::LbpConfig;
 use vae_vision::segmentation::overlay::save_overlay_panel;
 use vae_vision::segmentation::{
     run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, RegionConfig, SegmentScoring,
@@ -162,8 +166,9 @@ struct Args {
     /// Regions: shift border windows inside the mosaic (`true` or `false`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     inside_windows: bool,
-    /// Regions: weight of the learned classifier's window probabilities in the clustering.
-    #[arg(long, default_value_t = 0.0)]
+    /// Regions: weight of the learned classifier's window probabilities in the clustering
+    /// (the fused texton + LBP classifier's with `--lbp true`).
+    #[arg(long, default_value_t = 0.5)]
     posterior: f32,
     /// Regions: hidden units of the learned segment classifier (0: softmax regression).
     #[arg(long, default_value_t = 0)]
@@ -172,12 +177,27 @@ struct Args {
     /// image) added to the learned classifier's training set.
     #[arg(long, default_value_t = 0)]
     classifier_crops: usize,
+    /// Regions: learned scoring on VAE-texton histograms fused with multi-scale riu2 LBP
+    /// histograms (`true` or `false`); fits the fused classifier beside the texton one
+    /// (also when only a `--sweep` entry sets `lbp=true`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    lbp: bool,
+    /// Regions: the LBP scales, `;`-separated `P,R` pairs.
+    #[arg(long, default_value = "8,1;16,2;24,3")]
+    lbp_scales: String,
+    /// Regions: weight of the windows' multi-scale LBP histograms in the clustering.
+    #[arg(long, default_value_t = 4.0)]
+    lbp_weight: f32,
+    /// Regions: weight of the LBP histograms in the boundary refinement.
+    #[arg(long, default_value_t = 2.0)]
+    lbp_refine: f32,
     /// Regions: also classify the true regions (the segment classifier alone).
     #[arg(long)]
     oracle: bool,
     /// Regions: further settings scored on the same fit, `;`-separated, each a
     /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
-    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior).
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior, lbp,
+    /// lbp_weight, lbp_refine).
     #[arg(long)]
     sweep: Option<String>,
 }
@@ -191,7 +211,8 @@ fn region_json(rc: &RegionConfig) -> serde_json::Value {
         "neighbours": rc.neighbours, "distinct": rc.distinct,
         "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
         "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
-        "posterior_weight": rc.posterior_weight, "seed": rc.seed,
+        "posterior_weight": rc.posterior_weight, "lbp": rc.lbp, "lbp_weight": rc.lbp_weight,
+        "lbp_refine": rc.lbp_refine, "seed": rc.seed,
     })
 }
 
@@ -216,6 +237,9 @@ fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
             "refine_radius" => rc.refine_radius = v.parse()?,
             "inside" => rc.inside_windows = v.parse()?,
             "posterior" => rc.posterior_weight = v.parse()?,
+            "lbp" => rc.lbp = v.parse()?,
+            "lbp_weight" => rc.lbp_weight = v.parse()?,
+            "lbp_refine" => rc.lbp_refine = v.parse()?,
             _ => bail!("unknown sweep key {k:?}"),
         }
     }
@@ -271,6 +295,9 @@ fn main() -> Result<()> {
         refine_radius: a.refine_radius,
         inside_windows: a.inside_windows,
         posterior_weight: a.posterior,
+        lbp: a.lbp,
+        lbp_weight: a.lbp_weight,
+        lbp_refine: a.lbp_refine,
         seed: a.seed,
     };
     let regions = a.method == "textons-regions";
@@ -299,6 +326,19 @@ fn main() -> Result<()> {
         regions: regions.then(|| region_cfg.clone()),
         classifier_hidden: a.classifier_hidden,
         classifier_crops: a.classifier_crops,
+        lbp: regions && (a.lbp || sweep.iter().any(|rc| rc.lbp)),
+        lbp_scales: LbpConfig {
+            scales: a
+                .lbp_scales
+                .split(';')
+                .map(|pr| -> Result<(usize, f32)> {
+                    let (p, r) = pr
+                        .split_once(',')
+                        .with_context(|| format!("LBP scale {pr:?} is not P,R"))?;
+                    Ok((p.trim().parse()?, r.trim().parse()?))
+                })
+                .collect::<Result<_>>()?,
+        },
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -399,7 +439,8 @@ fn main() -> Result<()> {
                 "texton_epochs": tcfg.texton.epochs, "textons": tcfg.texton.textons,
                 "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
-                "classifier_crops": tcfg.classifier_crops,
+                "classifier_crops": tcfg.classifier_crops, "lbp_classifier": tcfg.lbp,
+                "lbp_scales": tcfg.lbp_scales.scales,
             });
             if let Some(rc) = &tcfg.regions {
                 j["regions"] = region_json(rc);

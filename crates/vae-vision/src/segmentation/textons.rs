@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use super::scenes::{SegSet, TextureBank};
 use super::task::{mosaic_banks, test_mosaics, HeadOutcome, TaskOutcome};
 use super::train::score;
+use crate::classical::LbpConfig;
 use crate::error::{Result, VisionError};
 use crate::texton::{EncoderKind, TextonConfig, TextonMap, TextonModel};
 
@@ -68,12 +69,20 @@ pub struct TextonSegConfig {
     /// windows of twice the window side per training image slot (image or mirror image),
     /// closer in size to a mosaic region than the reference windows; 0: none.
     pub classifier_crops: usize,
+    /// With region settings, also fit a second learned segment classifier
+    /// ([`RegionConfig::lbp`]) on the square-root texton histograms concatenated with the
+    /// square-root multi-scale riu2 LBP histograms (scales [`TextonSegConfig::lbp_scales`])
+    /// of the same training windows and images: a classical feature fused with the VAE
+    /// textons.
+    pub lbp: bool,
+    /// The `(P, R)` scales of the LBP histograms (default `(8, 1)`, `(16, 2)`, `(24, 3)`).
+    pub lbp_scales: LbpConfig,
 }
 
 impl Default for TextonSegConfig {
     /// The default texton model, 64-pixel windows every 8 pixels, 150 references per
     /// class, smoothing radius 2, all classes kept, the window method (softmax regression
-    /// for the region method's learned scoring).
+    /// for the region method's learned scoring, and the texton + LBP one beside it).
     fn default() -> Self {
         TextonSegConfig {
             texton: TextonConfig::default(),
@@ -87,6 +96,8 @@ impl Default for TextonSegConfig {
             regions: None,
             classifier_hidden: 0,
             classifier_crops: 0,
+            lbp: true,
+            lbp_scales: LbpConfig::default(),
         }
     }
 }
@@ -106,6 +117,14 @@ impl TextonSegConfig {
             if v == 0 {
                 return Err(VisionError::param(OP, name, v, "must be at least 1"));
             }
+        }
+        if self.lbp && self.lbp_scales.is_empty() {
+            return Err(VisionError::param(
+                OP,
+                "lbp_scales",
+                "[]",
+                "LBP features need at least one scale",
+            ));
         }
         if self.keep_classes == Some(0) {
             return Err(VisionError::param(
@@ -223,6 +242,36 @@ impl Integrals {
     }
 }
 
+/// The riu2 LBP code maps of a grey image, one per scale of `cfg` (its `level` is the
+/// scale's index), on the pixel grid: the code of pixel `(y, x)` sits in a cell centred at
+/// `(y + ½, x + ½)`, only where the scale's circle lies inside the image. They have the
+/// shape of texton maps so that [`Integrals`] (with [`lbp_bins`] bins per scale, the unused
+/// bins of the smaller scales staying empty) and the region method's pooling histogram
+/// them as they do textons.
+///
+/// # Errors
+/// As [`lbp_riu2`](crate::classical::lbp_riu2) (an image too small for the largest circle).
+pub(crate) fn lbp_code_maps(img: ArrayView2<f32>, cfg: &LbpConfig) -> Result<Vec<TextonMap>> {
+    cfg.scales
+        .iter()
+        .enumerate()
+        .map(|(level, &(p, r))| {
+            let codes = crate::classical::lbp_riu2(img, p, r)?;
+            Ok(TextonMap {
+                level,
+                ids: codes.mapv(usize::from),
+                step: 1.0,
+                offset: r.ceil() + 0.5,
+            })
+        })
+        .collect()
+}
+
+/// Bins per scale of the LBP histograms of [`lbp_code_maps`]: the largest `P + 2`.
+pub(crate) fn lbp_bins(cfg: &LbpConfig) -> usize {
+    cfg.scales.iter().map(|&(p, _)| p + 2).max().unwrap_or(1)
+}
+
 /// Per-class scores of histogram `q` against labelled models: minus the mean chi-square
 /// distance of the class's `k` nearest models (−∞ for a class with fewer than `k`).
 fn knn_scores(q: &[f32], models: &Array2<f32>, labels: &[usize], nc: usize, k: usize) -> Vec<f32> {
@@ -277,6 +326,8 @@ pub struct TextonSegmenter {
     /// Softmax regression on square-root histograms (region method only), behind a lock
     /// because its forward pass needs `&mut`.
     classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
+    /// The same on texton and LBP histograms ([`TextonSegConfig::lbp`]).
+    lbp_classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
     num_classes: usize,
 }
 
@@ -285,7 +336,9 @@ impl TextonSegmenter {
     /// reference windows from them; with region settings also keeps every image's
     /// whole-image histogram (and its mirror images' with `mirror_refs`) and trains a
     /// softmax regression on the square roots of the references' and images' histograms
-    /// ([`SegmentScoring::Learned`]). `seed` seeds everything random.
+    /// ([`SegmentScoring::Learned`]), and with [`TextonSegConfig::lbp`] a second one on
+    /// the same examples' texton and LBP histograms ([`RegionConfig::lbp`]). `seed` seeds
+    /// everything random.
     ///
     /// # Errors
     /// Bad settings, a class with no image at least `window` pixels on each side, texton
@@ -351,6 +404,13 @@ impl TextonSegmenter {
         // those of the window method).
         let mut crop_rng = StdRng::seed_from_u64(seed ^ 0x0c60_95e5);
         let (mut crops, mut crop_labels) = (Vec::new(), Vec::new());
+        // LBP histograms of the same references, images and crops (fused classifier only).
+        let with_lbp = with_images && cfg.lbp;
+        let lbp_cfg = &cfg.lbp_scales;
+        let (lk, ln) = (lbp_bins(lbp_cfg), lbp_cfg.scales.len());
+        let dl = lk * ln;
+        let mut lbp_refs = vec![0f32; if with_lbp { ref_labels.len() * dl } else { 0 }];
+        let (mut lbp_models, mut lbp_crops) = (Vec::new(), Vec::new());
         // Visit every needed slot once, in increasing order, computing its texton maps
         // once (only one integral histogram is held at a time).
         loop {
@@ -370,17 +430,29 @@ impl TextonSegmenter {
             }
             let maps = model.texton_maps(img)?;
             let ig = Integrals::new(&maps, k, nl);
+            let lig = if with_lbp {
+                Some(Integrals::new(&lbp_code_maps(img, lbp_cfg)?, lk, ln))
+            } else {
+                None
+            };
             while let Some(&(s, r, cy, cx)) = draws.get(next_draw) {
                 if s != slot {
                     break;
                 }
                 refs[r * d..(r + 1) * d].copy_from_slice(&ig.window(cy, cx, w as f32));
+                if let Some(lig) = &lig {
+                    lbp_refs[r * dl..(r + 1) * dl].copy_from_slice(&lig.window(cy, cx, w as f32));
+                }
                 next_draw += 1;
             }
             if model_slots.get(next_model) == Some(&slot) {
                 let (h, iw) = img.dim();
                 let side = 2.0 * h.max(iw) as f32;
-                image_models.extend(ig.window(h as f32 / 2.0, iw as f32 / 2.0, side));
+                let (my, mx) = (h as f32 / 2.0, iw as f32 / 2.0);
+                image_models.extend(ig.window(my, mx, side));
+                if let Some(lig) = &lig {
+                    lbp_models.extend(lig.window(my, mx, side));
+                }
                 image_labels.push(bank.labels[i]);
                 next_model += 1;
                 let cs = 2 * w;
@@ -389,6 +461,9 @@ impl TextonSegmenter {
                         let cy = crop_rng.random_range(0..=h - cs) as f32 + w as f32;
                         let cx = crop_rng.random_range(0..=iw - cs) as f32 + w as f32;
                         crops.extend(ig.window(cy, cx, cs as f32));
+                        if let Some(lig) = &lig {
+                            lbp_crops.extend(lig.window(cy, cx, cs as f32));
+                        }
                         crop_labels.push(bank.labels[i]);
                     }
                 }
@@ -401,7 +476,7 @@ impl TextonSegmenter {
         // The learned segment classifier: softmax regression on the square roots of the
         // reference windows' and the images' histograms (own seed, so the draws above are
         // those of the window method).
-        let classifier = if with_images {
+        let (classifier, lbp_classifier) = if with_images {
             let crops = Array2::from_shape_vec((crop_labels.len(), d), crops)
                 .expect("one histogram per crop");
             let x =
@@ -414,21 +489,48 @@ impl TextonSegmenter {
                 .chain(&crop_labels)
                 .copied()
                 .collect();
+            let ncfg = if cfg.classifier_hidden == 0 {
+                crate::classify::NeuralConfig::softmax_regression()
+            } else {
+                crate::classify::NeuralConfig::mlp(cfg.classifier_hidden)
+            };
             let mut crng = StdRng::seed_from_u64(seed ^ 0xc1a5_5e5d);
             let clf = crate::classify::NeuralClassifier::fit(
                 x.view(),
                 &labels,
                 bank.num_classes,
-                &if cfg.classifier_hidden == 0 {
-                    crate::classify::NeuralConfig::softmax_regression()
-                } else {
-                    crate::classify::NeuralConfig::mlp(cfg.classifier_hidden)
-                },
+                &ncfg,
                 &mut crng,
             )?;
-            Some(std::sync::Mutex::new(clf))
+            let lbp_clf = if with_lbp {
+                let n = labels.len();
+                let l = Array2::from_shape_vec(
+                    (n, dl),
+                    lbp_refs
+                        .into_iter()
+                        .chain(lbp_models)
+                        .chain(lbp_crops)
+                        .collect(),
+                )
+                .expect("one LBP histogram per example")
+                .mapv(f32::sqrt);
+                let xl = ndarray::concatenate(Axis(1), &[x.view(), l.view()])
+                    .expect("one row per example");
+                let mut lrng = StdRng::seed_from_u64(seed ^ 0x1b9f_ea70);
+                let c = crate::classify::NeuralClassifier::fit(
+                    xl.view(),
+                    &labels,
+                    bank.num_classes,
+                    &ncfg,
+                    &mut lrng,
+                )?;
+                Some(std::sync::Mutex::new(c))
+            } else {
+                None
+            };
+            (Some(std::sync::Mutex::new(clf)), lbp_clf)
         } else {
-            None
+            (None, None)
         };
         Ok(TextonSegmenter {
             cfg: cfg.clone(),
@@ -438,6 +540,7 @@ impl TextonSegmenter {
             image_models,
             image_labels,
             classifier,
+            lbp_classifier,
             num_classes: bank.num_classes,
         })
     }
@@ -788,6 +891,8 @@ mod tests {
             regions: None,
             classifier_hidden: 0,
             classifier_crops: 0,
+            lbp: false,
+            lbp_scales: LbpConfig::default(),
         }
     }
 

@@ -13,14 +13,23 @@
 //! [`RegionConfig::distinct`] the segments get pairwise different classes by an optimal
 //! assignment of the point-weighted segment × class score matrix (a mosaic of the benchmark
 //! holds five different textures).
+//!
+//! Multi-scale riu2 LBP histograms (a classical feature) can be fused in
+//! ([`RegionConfig::lbp`], [`RegionConfig::lbp_weight`], [`RegionConfig::lbp_refine`]): in
+//! the segment classifier, the clustering features and the boundary refinement; the
+//! defaults use all three, [`RegionConfig::textons_only`] none.
 
 use ndarray::{Array2, Array3, ArrayView2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{knn_class_scores, knn_scores, Integrals, TextonSegmenter};
+use super::{knn_class_scores, knn_scores, lbp_bins, lbp_code_maps, Integrals, TextonSegmenter};
 use crate::error::{Result, VisionError};
 use crate::texton::TextonMap;
+
+/// The square-root texton window histograms of an image's grid points (row-major) and,
+/// when a setting clusters on them, the square-root LBP ones.
+type PointRoots = (Vec<f32>, Option<Vec<f32>>);
 
 /// How [`TextonSegmenter::segment_regions`] scores a segment against the classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +127,18 @@ pub struct RegionConfig {
     /// (0: none): a discriminative view of the histogram in which textures of different
     /// classes lie further apart.
     pub posterior_weight: f32,
+    /// [`SegmentScoring::Learned`] with the fused classifier of
+    /// [`TextonSegConfig::lbp`](super::TextonSegConfig::lbp): a segment's pooled square-root texton histogram
+    /// concatenated with its square-root multi-scale riu2 LBP histogram, pooled over the
+    /// pixels of the same points (the LBP code maps are computed once per image).
+    pub lbp: bool,
+    /// Weight of the point window's square-root multi-scale riu2 LBP histogram (same
+    /// window as the texton histogram; like it, of unit Euclidean norm) as extra clustering
+    /// coordinates (0: none).
+    pub lbp_weight: f32,
+    /// Weight of the small window's square-root LBP histogram next to its texton histogram
+    /// in the boundary refinement (0: textons only).
+    pub lbp_refine: f32,
     /// Seed of the k-means seeding.
     pub seed: u64,
 }
@@ -127,8 +148,11 @@ impl Default for RegionConfig {
     /// restarts of at most 50 iterations, spatial weight 1, 2 majority passes, interior
     /// radius 1, learned scoring (1 nearest model for the nearest-neighbour scorings),
     /// classes not forced distinct, no level shifts, boundary refinement with 32-pixel
-    /// windows in a radius of 1 point, border windows clipped, no posterior coordinates,
-    /// seed 0.
+    /// windows in a radius of 1 point, border windows clipped; with LBP fusion (the second
+    /// tuning round): the fused texton + LBP classifier (`lbp`, which needs a segmenter
+    /// fitted with [`TextonSegConfig::lbp`](super::TextonSegConfig::lbp)), its window
+    /// posteriors as clustering coordinates with weight 0.5, LBP window histograms in the
+    /// clustering with weight 4 and in the refinement with weight 2; seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
@@ -144,18 +168,34 @@ impl Default for RegionConfig {
             refine_window: 32,
             refine_radius: 1,
             inside_windows: false,
-            posterior_weight: 0.0,
+            posterior_weight: 0.5,
+            lbp: true,
+            lbp_weight: 4.0,
+            lbp_refine: 2.0,
             seed: 0,
         }
     }
 }
 
 impl RegionConfig {
+    /// The default setting without any LBP feature (`lbp` off, LBP weights 0) and without
+    /// posterior coordinates: the first tuning round's choice, VAE textons alone.
+    pub fn textons_only() -> Self {
+        RegionConfig {
+            posterior_weight: 0.0,
+            lbp: false,
+            lbp_weight: 0.0,
+            lbp_refine: 0.0,
+            ..RegionConfig::default()
+        }
+    }
+
     /// Checks the settings for a segmenter of `num_classes` classes.
     ///
     /// # Errors
     /// [`VisionError::InvalidParameter`] for zero counts, a negative or non-finite spatial
-    /// weight, or `distinct` with more segments than classes.
+    /// weight, `distinct` with more segments than classes, or `lbp` with another scoring
+    /// than [`SegmentScoring::Learned`].
     pub fn validate(&self, num_classes: usize) -> Result<()> {
         const OP: &str = "RegionConfig";
         for (name, v) in [
@@ -171,6 +211,8 @@ impl RegionConfig {
         for (name, v) in [
             ("spatial_weight", self.spatial_weight),
             ("posterior_weight", self.posterior_weight),
+            ("lbp_weight", self.lbp_weight),
+            ("lbp_refine", self.lbp_refine),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(VisionError::param(
@@ -180,6 +222,14 @@ impl RegionConfig {
                     "must be finite and non-negative",
                 ));
             }
+        }
+        if self.lbp && self.scoring != SegmentScoring::Learned {
+            return Err(VisionError::param(
+                OP,
+                "lbp",
+                self.scoring.name(),
+                "LBP features are used by the learned scoring only",
+            ));
         }
         if self.distinct && num_classes > 20 {
             return Err(VisionError::param(
@@ -258,6 +308,7 @@ impl TextonSegmenter {
                         .into(),
                 });
             }
+            self.check_lbp(rc, OP)?;
         }
         let (h, w) = image.dim();
         let s = self.cfg.step;
@@ -271,6 +322,11 @@ impl TextonSegmenter {
             ));
         }
         let maps = self.model.texton_maps(image)?;
+        let lbp_maps = settings
+            .iter()
+            .any(|rc| rc.lbp || rc.lbp_weight > 0.0 || rc.lbp_refine > 0.0)
+            .then(|| lbp_code_maps(image, &self.cfg.lbp_scales))
+            .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
         let point_scores = if settings
@@ -285,7 +341,7 @@ impl TextonSegmenter {
         let d = nl * k;
         // Square-root window histograms of the points, windows clipped at the border
         // (`false`) or shifted inside the image (`true`, [`RegionConfig::inside_windows`]).
-        let roots_for = |shift: bool| {
+        let roots_for = |ig: &Integrals, d: usize, shift: bool| {
             let inside = |c: f32, n: usize| {
                 if !shift {
                     c
@@ -309,22 +365,40 @@ impl TextonSegmenter {
             }
             roots
         };
-        let roots: Vec<Option<Vec<f32>>> = [false, true]
+        // The same for the LBP code maps when a setting clusters on them.
+        let lbp_ig = match &lbp_maps {
+            Some(lm)
+                if settings
+                    .iter()
+                    .any(|rc| rc.lbp_weight > 0.0 || (rc.lbp && rc.posterior_weight > 0.0)) =>
+            {
+                let lcfg = &self.cfg.lbp_scales;
+                let (lk, ln) = (lbp_bins(lcfg), lcfg.scales.len());
+                Some((Integrals::new(lm, lk, ln), lk * ln))
+            }
+            _ => None,
+        };
+        let roots: Vec<Option<PointRoots>> = [false, true]
             .into_iter()
             .map(|shift| {
                 settings
                     .iter()
                     .any(|rc| rc.inside_windows == shift)
-                    .then(|| roots_for(shift))
+                    .then(|| {
+                        let l = lbp_ig.as_ref().map(|(lig, dl)| roots_for(lig, *dl, shift));
+                        (roots_for(&ig, d, shift), l)
+                    })
             })
             .collect();
         settings
             .iter()
             .map(|rc| {
-                let r = roots[usize::from(rc.inside_windows)]
-                    .as_deref()
+                let (r, l) = roots[usize::from(rc.inside_windows)]
+                    .as_ref()
                     .expect("computed for every flag in use");
-                self.regions_of(r, &maps, &ig, point_scores.as_ref(), (h, w), rc)
+                let maps = (maps.as_slice(), lbp_maps.as_deref());
+                let r = (r.as_slice(), l.as_deref());
+                self.regions_of(r, maps, &ig, point_scores.as_ref(), (h, w), rc)
             })
             .collect()
     }
@@ -379,37 +453,60 @@ impl TextonSegmenter {
                 what: "image models (fit with region settings in TextonSegConfig::regions)".into(),
             });
         }
+        self.check_lbp(rc, OP)?;
         let maps = self.model.texton_maps(image)?;
+        let lbp_maps = (rc.lbp || rc.lbp_refine > 0.0)
+            .then(|| lbp_code_maps(image, &self.cfg.lbp_scales))
+            .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
         let ps = (rc.scoring == SegmentScoring::Points).then(|| self.point_scores(&ig, gh, gw));
-        self.label_segments(segments, nseg, &maps, &ig, ps.as_ref(), (h, w), rc)
+        let maps = (maps.as_slice(), lbp_maps.as_deref());
+        self.label_segments(segments, nseg, maps, &ig, ps.as_ref(), (h, w), rc)
     }
 
-    /// The learned classifier (fitted with region settings only).
+    /// An error naming `op` when `rc` asks for the LBP classifier and it was not fitted.
+    fn check_lbp(&self, rc: &RegionConfig, op: &'static str) -> Result<()> {
+        if rc.lbp && self.lbp_classifier.is_none() {
+            return Err(VisionError::Empty {
+                op,
+                what: "LBP classifier (fit with TextonSegConfig::lbp and region settings)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The learned classifier (fitted with region settings only), or with `lbp` the one on
+    /// texton and LBP histograms.
     fn locked_classifier(
         &self,
+        lbp: bool,
     ) -> Result<std::sync::MutexGuard<'_, crate::classify::NeuralClassifier>> {
         const OP: &str = "TextonSegmenter::segment_regions";
-        self.classifier
-            .as_ref()
-            .ok_or_else(|| VisionError::Empty {
-                op: OP,
-                what: "learned classifier (fit with region settings in TextonSegConfig::regions)"
-                    .into(),
-            })?
-            .lock()
-            .map_err(|_| VisionError::BadValue {
-                op: OP,
-                what: "the classifier's lock is poisoned".into(),
-            })
+        if lbp {
+            &self.lbp_classifier
+        } else {
+            &self.classifier
+        }
+        .as_ref()
+        .ok_or_else(|| VisionError::Empty {
+            op: OP,
+            what: "learned classifier (fit with region settings in TextonSegConfig::regions)"
+                .into(),
+        })?
+        .lock()
+        .map_err(|_| VisionError::BadValue {
+            op: OP,
+            what: "the classifier's lock is poisoned".into(),
+        })
     }
 
-    /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data.
+    /// One setting of [`TextonSegmenter::segment_regions_multi`] on precomputed data
+    /// (`maps`: the texton maps and, when a setting uses them, the LBP code maps).
     fn regions_of(
         &self,
-        roots: &[f32],
-        maps: &[TextonMap],
+        (roots, lbp_roots): (&[f32], Option<&[f32]>),
+        maps: (&[TextonMap], Option<&[TextonMap]>),
         ig: &Integrals,
         point_scores: Option<&Array3<f32>>,
         (h, w): (usize, usize),
@@ -423,7 +520,17 @@ impl TextonSegmenter {
         // Class probabilities of every point's window under the learned classifier.
         let post = if rc.posterior_weight > 0.0 {
             let x = ArrayView2::from_shape((n, d), roots).expect("one row per point");
-            let logits = self.locked_classifier()?.logits(x)?;
+            // With `lbp`, the fused classifier on the texton and LBP window histograms.
+            let logits = match lbp_roots.filter(|_| rc.lbp) {
+                Some(l) => {
+                    let xl =
+                        ArrayView2::from_shape((n, l.len() / n), l).expect("one row per point");
+                    let x = ndarray::concatenate(ndarray::Axis(1), &[x, xl])
+                        .expect("one row per point");
+                    self.locked_classifier(true)?.logits(x.view())?
+                }
+                None => self.locked_classifier(false)?.logits(x)?,
+            };
             Some(logits.map_axis(ndarray::Axis(1), |r| {
                 let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = r.iter().map(|&v| (v - m).exp()).collect();
@@ -435,10 +542,19 @@ impl TextonSegmenter {
         };
         let spatial = if rc.spatial_weight > 0.0 { 2 } else { 0 };
         let nc = self.num_classes;
-        let dd = d + spatial + post.as_ref().map_or(0, |_| nc);
+        // Square-root LBP window histograms, weighted, after the texton ones.
+        let lbp_roots = lbp_roots.filter(|_| rc.lbp_weight > 0.0);
+        let dl = lbp_roots.map_or(0, |l| l.len() / n);
+        let dd = d + dl + spatial + post.as_ref().map_or(0, |_| nc);
         let mut feats = vec![0f32; n * dd];
         for (p, row) in feats.chunks_mut(dd).enumerate() {
             row[..d].copy_from_slice(&roots[p * d..(p + 1) * d]);
+            if let Some(l) = lbp_roots {
+                for (o, &v) in row[d..d + dl].iter_mut().zip(&l[p * dl..(p + 1) * dl]) {
+                    *o = rc.lbp_weight * v;
+                }
+            }
+            let row = &mut row[dl..];
             if spatial > 0 {
                 row[d] = rc.spatial_weight * ((p / gw) as f32 + 0.5) / gh as f32;
                 row[d + 1] = rc.spatial_weight * ((p % gw) as f32 + 0.5) / gw as f32;
@@ -465,7 +581,7 @@ impl TextonSegmenter {
         &self,
         mut segments: Array2<usize>,
         nseg: usize,
-        maps: &[TextonMap],
+        (maps, lbp_maps): (&[TextonMap], Option<&[TextonMap]>),
         ig: &Integrals,
         point_scores: Option<&Array3<f32>>,
         (h, w): (usize, usize),
@@ -512,8 +628,17 @@ impl TextonSegmenter {
             }
             SegmentScoring::Learned => {
                 let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
-                let x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
-                let logits = self.locked_classifier()?.logits(x.view())?;
+                let mut x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
+                if rc.lbp {
+                    let lm = lbp_maps.expect("computed when a setting uses LBP");
+                    let lcfg = &self.cfg.lbp_scales;
+                    let (lk, ln) = (lbp_bins(lcfg), lcfg.scales.len());
+                    let pl = pooled_histograms(lm, &segments, &use_point, s, nseg, lk, ln);
+                    let xl = Array2::from_shape_fn((nseg, ln * lk), |(g, t)| pl[g][t].sqrt());
+                    x = ndarray::concatenate(ndarray::Axis(1), &[x.view(), xl.view()])
+                        .expect("one row per segment");
+                }
+                let logits = self.locked_classifier(rc.lbp)?.logits(x.view())?;
                 for g in (0..nseg).filter(|&g| sizes[g] > 0) {
                     let row = logits.row(g);
                     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -564,7 +689,16 @@ impl TextonSegmenter {
                 .collect()
         };
         if rc.refine_window > 0 {
-            refine_boundaries(ig, &mut segments, &mask, s, (h, w), nseg, rc);
+            // The LBP window histograms join the texton ones with weight `lbp_refine`.
+            let lig = match lbp_maps {
+                Some(lm) if rc.lbp_refine > 0.0 => {
+                    let lcfg = &self.cfg.lbp_scales;
+                    Some(Integrals::new(lm, lbp_bins(lcfg), lcfg.scales.len()))
+                }
+                _ => None,
+            };
+            let igs = (ig, lig.as_ref().map(|l| (l, rc.lbp_refine)));
+            refine_boundaries(igs, &mut segments, &mask, s, (h, w), nseg, rc);
         }
         let labels = Array2::from_shape_fn((h, w), |(y, x)| {
             let g = segments[[(y / s).min(gh - 1), (x / s).min(gw - 1)]];
@@ -582,7 +716,7 @@ impl TextonSegmenter {
 
 /// The boundary refinement of [`RegionConfig::refine_window`] (in place).
 fn refine_boundaries(
-    ig: &Integrals,
+    (ig, lbp): (&Integrals, Option<(&Integrals, f32)>),
     segments: &mut Array2<usize>,
     interior: &Array2<bool>,
     step: usize,
@@ -602,14 +736,15 @@ fn refine_boundaries(
     let small: Vec<Vec<f32>> = (0..gh * gw)
         .map(|p| {
             let (i, j) = (p / gw, p % gw);
-            ig.window(
+            let (cy, cx) = (
                 inside((i as f32 + 0.5) * step as f32, h),
                 inside((j as f32 + 0.5) * step as f32, w),
-                side,
-            )
-            .into_iter()
-            .map(f32::sqrt)
-            .collect()
+            );
+            let mut q: Vec<f32> = ig.window(cy, cx, side).into_iter().map(f32::sqrt).collect();
+            if let Some((lig, wt)) = lbp {
+                q.extend(lig.window(cy, cx, side).into_iter().map(|v| wt * v.sqrt()));
+            }
+            q
         })
         .collect();
     let d = small.first().map_or(0, Vec::len);
@@ -977,6 +1112,7 @@ fn assign_distinct(scores: &Array2<f32>, sizes: &[usize]) -> Vec<Option<usize>> 
 mod tests {
     use super::super::{TextonSegConfig, TextureBank};
     use super::*;
+    use crate::classical::LbpConfig;
     use crate::texton::TextonConfig;
     use ndarray::Axis;
 
@@ -1018,6 +1154,8 @@ mod tests {
             regions,
             classifier_hidden: 0,
             classifier_crops: 2,
+            lbp: true,
+            lbp_scales: LbpConfig::default(),
         }
     }
 
@@ -1062,7 +1200,7 @@ mod tests {
             scoring: SegmentScoring::Images,
             distinct: true,
             refine_window: 0,
-            ..RegionConfig::default()
+            ..RegionConfig::textons_only()
         };
         let mut seg = TextonSegmenter::fit(&bank, &tiny_config(Some(base.clone())), 0).unwrap();
         assert_eq!(
@@ -1093,6 +1231,17 @@ mod tests {
             scale_shifts: 1,
             ..base.clone()
         }])
+        // The fused texton + LBP classifier, with LBP clustering coordinates, LBP in the
+        // refinement and the fused classifier's window posteriors.
+        .chain([RegionConfig {
+            scoring: SegmentScoring::Learned,
+            lbp: true,
+            lbp_weight: 1.0,
+            lbp_refine: 1.0,
+            posterior_weight: 0.5,
+            refine_window: 8,
+            ..base.clone()
+        }])
         .collect();
         let out = seg.segment_regions_multi(img.view(), &settings).unwrap();
         for (rc, r) in settings.iter().zip(&out) {
@@ -1119,6 +1268,26 @@ mod tests {
         assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
         assert_eq!(given.segments, grid);
         assert!(accuracy(&given.labels, &truth) > 0.97);
+        let fused = RegionConfig {
+            scoring: SegmentScoring::Learned,
+            lbp: true,
+            ..base.clone()
+        };
+        let given = seg
+            .segment_given_regions(img.view(), grid.clone(), 3, &fused)
+            .unwrap();
+        assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
+        // LBP features with another scoring are a bad setting.
+        assert!(matches!(
+            seg.segment_regions(
+                img.view(),
+                &RegionConfig {
+                    lbp: true,
+                    ..base.clone()
+                }
+            ),
+            Err(VisionError::InvalidParameter { .. })
+        ));
         // Given-region errors: wrong grid shape, a segment out of range.
         assert!(matches!(
             seg.segment_given_regions(img.view(), Array2::zeros((3, 3)), 3, &base),
@@ -1192,6 +1361,58 @@ mod tests {
         );
     }
 
+    /// Per-segment LBP histograms over the pixels of the used grid points: a flat segment
+    /// holds only code `P` at every scale; a noisy one matches a direct count of
+    /// [`lbp_riu2`](crate::classical::lbp_riu2)'s codes over its pixels.
+    #[test]
+    fn pooled_lbp_histograms_count_the_pixels_of_each_segment() {
+        let mut rng = StdRng::seed_from_u64(9);
+        // 32×32, flat on the left half, noise on the right; grid step 8 (4×4 points).
+        let img = Array2::from_shape_fn((32, 32), |(_, x)| {
+            if x < 16 {
+                0.5
+            } else {
+                rng.random_range(0.0f32..1.0)
+            }
+        });
+        let cfg = LbpConfig::default();
+        let (lk, ln) = (lbp_bins(&cfg), cfg.scales.len());
+        assert_eq!((lk, ln), (26, 3));
+        let maps = lbp_code_maps(img.view(), &cfg).unwrap();
+        let segments = Array2::from_shape_fn((4, 4), |(_, j)| usize::from(j >= 2));
+        // Only the outer columns: segment 0's circles (x < 8 + 3) stay in the flat half.
+        let used = Array2::from_shape_fn((4, 4), |(_, j)| j == 0 || j == 3);
+        let h = pooled_histograms(&maps, &segments, &used, 8, 2, lk, ln);
+        for (s, &(p, _)) in cfg.scales.iter().enumerate() {
+            for b in 0..lk {
+                let want = if b == p { 1.0 / 3.0 } else { 0.0 };
+                assert!((h[0][s * lk + b] - want).abs() < 1e-6, "scale {s} bin {b}");
+            }
+            // Segment 1: the codes of pixels x in 24..32 (all rows), counted directly.
+            let (p, r) = cfg.scales[s];
+            let codes = crate::classical::lbp_riu2(img.view(), p, r).unwrap();
+            let m = r.ceil() as usize;
+            let mut want = vec![0f32; lk];
+            let mut n = 0f32;
+            for ((_, x), &c) in codes.indexed_iter() {
+                if x + m >= 24 {
+                    want[c as usize] += 1.0;
+                    n += 1.0;
+                }
+            }
+            for b in 0..lk {
+                let got = h[1][s * lk + b];
+                assert!((got - want[b] / n / 3.0).abs() < 1e-6, "scale {s} bin {b}");
+            }
+        }
+        // The same maps through the window integrals: a window over the flat left part.
+        let ig = Integrals::new(&maps, lk, ln);
+        let win = ig.window(16.0, 5.0, 8.0);
+        for (s, &(p, _)) in cfg.scales.iter().enumerate() {
+            assert!((win[s * lk + p] - 1.0 / 3.0).abs() < 1e-6);
+        }
+    }
+
     #[test]
     fn pooled_histograms_count_the_cells_of_each_segment() {
         // One level, 4×4 cells of step 2 (centres 1, 3, 5, 7) on an 8×8 image, grid step 4:
@@ -1246,6 +1467,17 @@ mod tests {
                 posterior_weight: f32::NAN,
                 ..RegionConfig::default()
             },
+            RegionConfig {
+                regions: 2,
+                lbp_weight: -0.5,
+                ..RegionConfig::default()
+            },
+            RegionConfig {
+                regions: 2,
+                scoring: SegmentScoring::Points,
+                lbp: true,
+                ..RegionConfig::default()
+            },
         ];
         for rc in &bad {
             assert!(
@@ -1258,7 +1490,7 @@ mod tests {
         }
         let ok = RegionConfig {
             regions: 2,
-            ..RegionConfig::default()
+            ..RegionConfig::textons_only()
         };
         // Fitted without region settings: no image models or classifier for image,
         // learned or posterior-weighted settings.
@@ -1281,6 +1513,33 @@ mod tests {
                 Err(VisionError::Empty { .. })
             ));
         }
+        // The LBP classifier needs TextonSegConfig::lbp.
+        let mut no_lbp = TextonSegmenter::fit(
+            &bank,
+            &TextonSegConfig {
+                lbp: false,
+                ..tiny_config(Some(ok.clone()))
+            },
+            0,
+        )
+        .unwrap();
+        let with_lbp = RegionConfig {
+            lbp: true,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            no_lbp.segment_regions(img.view(), &with_lbp),
+            Err(VisionError::Empty { .. })
+        ));
+        assert!(no_lbp
+            .segment_regions(
+                img.view(),
+                &RegionConfig {
+                    lbp_refine: 1.0,
+                    ..ok.clone()
+                }
+            )
+            .is_ok());
         // Bad settings at segmentation time, and more segments than grid points.
         assert!(matches!(
             plain.segment_regions(img.view(), &bad[1]),
@@ -1289,7 +1548,7 @@ mod tests {
         let refs = RegionConfig {
             scoring: SegmentScoring::References,
             regions: 2,
-            ..RegionConfig::default()
+            ..RegionConfig::textons_only()
         };
         let small = texture(4, 4, 0, &mut rng);
         assert!(matches!(

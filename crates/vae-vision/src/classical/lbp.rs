@@ -75,15 +75,48 @@ fn check_pr(op: &'static str, p: usize, r: f32) -> Result<()> {
 /// # Ok::<(), vae_vision::VisionError>(())
 /// ```
 pub fn lbp_riu2(img: ArrayView2<f32>, points: usize, radius: f32) -> Result<Array2<u8>> {
-    check_pr("lbp_riu2", points, radius)?;
+    let (oh, ow) = valid_size("lbp_riu2", img, points, radius)?;
+    let mut out = Array2::<u8>::zeros((oh, ow));
+    let mut bits = vec![false; points];
+    for_each_circle(img, points, radius, |(oy, ox), gc, g| {
+        for (b, &gp) in bits.iter_mut().zip(g) {
+            *b = gp >= gc;
+        }
+        out[[oy, ox]] = riu2_code(&bits);
+    });
+    Ok(out)
+}
+
+/// The size of the valid region of [`lbp_riu2`] for an image, after checking the
+/// parameters.
+fn valid_size(
+    op: &'static str,
+    img: ArrayView2<f32>,
+    points: usize,
+    radius: f32,
+) -> Result<(usize, usize)> {
+    check_pr(op, points, radius)?;
     let (h, w) = img.dim();
     let m = radius.ceil() as usize;
     if h <= 2 * m || w <= 2 * m {
         return Err(VisionError::Empty {
-            op: "lbp_riu2",
+            op,
             what: format!("image {h}x{w} too small for radius {radius}"),
         });
     }
+    Ok((h - 2 * m, w - 2 * m))
+}
+
+/// Calls `f((oy, ox), g_c, [g_0, …, g_{P−1}])` for every pixel of the valid region (see
+/// [`lbp_riu2`]; parameters already checked by [`valid_size`]), in row-major order.
+fn for_each_circle(
+    img: ArrayView2<f32>,
+    points: usize,
+    radius: f32,
+    mut f: impl FnMut((usize, usize), f32, &[f32]),
+) {
+    let (h, w) = img.dim();
+    let m = radius.ceil() as usize;
     // Sample offsets (dy, dx), rounded to 5 decimals, and their bilinear stencils.
     struct Tap {
         y0: isize,
@@ -110,9 +143,6 @@ pub fn lbp_riu2(img: ArrayView2<f32>, points: usize, radius: f32) -> Result<Arra
             }
         })
         .collect();
-    let (oh, ow) = (h - 2 * m, w - 2 * m);
-    let mut out = Array2::<u8>::zeros((oh, ow));
-    let mut bits = vec![false; points];
     let at = |y: isize, x: isize| -> f32 {
         // Taps with zero weight may step one past the image; read them as 0.
         if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
@@ -121,27 +151,107 @@ pub fn lbp_riu2(img: ArrayView2<f32>, points: usize, radius: f32) -> Result<Arra
             img[[y as usize, x as usize]]
         }
     };
-    for oy in 0..oh {
-        for ox in 0..ow {
+    let mut g = vec![0.0f32; points];
+    for oy in 0..h - 2 * m {
+        for ox in 0..w - 2 * m {
             let (cy, cx) = ((oy + m) as isize, (ox + m) as isize);
-            let gc = img[[cy as usize, cx as usize]];
-            for (b, t) in bits.iter_mut().zip(&taps) {
+            for (gp, t) in g.iter_mut().zip(&taps) {
                 let (y, x) = (cy + t.y0, cx + t.x0);
-                let mut g = t.w[0] * at(y, x);
+                let mut v = t.w[0] * at(y, x);
                 if t.w[1] != 0.0 {
-                    g += t.w[1] * at(y, x + 1);
+                    v += t.w[1] * at(y, x + 1);
                 }
                 if t.w[2] != 0.0 {
-                    g += t.w[2] * at(y + 1, x);
+                    v += t.w[2] * at(y + 1, x);
                 }
                 if t.w[3] != 0.0 {
-                    g += t.w[3] * at(y + 1, x + 1);
+                    v += t.w[3] * at(y + 1, x + 1);
                 }
-                *b = g >= gc;
+                *gp = v;
             }
-            out[[oy, ox]] = riu2_code(&bits);
+            f((oy, ox), img[[cy as usize, cx as usize]], &g);
         }
     }
+}
+
+/// The three code maps of the *completed* LBP (CLBP; Guo, Zhang and Zhang, TIP 2010) of
+/// one scale, each `[h − 2m, w − 2m]` like [`lbp_riu2`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClbpCodes {
+    /// CLBP_S: the sign codes, identical to [`lbp_riu2`] (`0..=P+1`).
+    pub sign: Array2<u8>,
+    /// CLBP_M: riu2 code of the bits `|g_p − g_c| >= magnitude threshold` (`0..=P+1`).
+    pub magnitude: Array2<u8>,
+    /// CLBP_C: `g_c >= centre threshold`.
+    pub centre: Array2<bool>,
+}
+
+/// Completed LBP codes of one scale: the sign codes of [`lbp_riu2`], the riu2 codes of the
+/// local difference *magnitudes* thresholded at `magnitude` (the paper's `c`: the mean of
+/// `|g_p − g_c|`; `None` takes it over this image), and the centre pixels thresholded at
+/// `centre` (`None`: the image's mean over the valid region). Fixed thresholds (for
+/// example means over a training set) make codes of different images comparable.
+///
+/// # Errors
+/// As [`lbp_riu2`], and [`VisionError::InvalidParameter`] for a threshold that is not
+/// finite.
+///
+/// ```
+/// use ndarray::array;
+/// use vae_vision::classical::{clbp_riu2, lbp_riu2};
+/// let img = array![[0.0f32, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.5, 1.0]];
+/// let c = clbp_riu2(img.view(), 8, 1.0, Some(0.4), Some(0.5))?;
+/// assert_eq!(c.sign, lbp_riu2(img.view(), 8, 1.0)?);
+/// // |g_p − g_c| is 0.5 east and west, about 0.35 on the diagonals and 0 north and
+/// // south: only the bits E and W are >= 0.4, two separate runs -> not uniform (P + 1).
+/// assert_eq!(c.magnitude, array![[9u8]]);
+/// assert_eq!(c.centre, array![[true]]);
+/// # Ok::<(), vae_vision::VisionError>(())
+/// ```
+pub fn clbp_riu2(
+    img: ArrayView2<f32>,
+    points: usize,
+    radius: f32,
+    magnitude: Option<f32>,
+    centre: Option<f32>,
+) -> Result<ClbpCodes> {
+    let op = "clbp_riu2";
+    let (oh, ow) = valid_size(op, img, points, radius)?;
+    for (name, t) in [("magnitude", magnitude), ("centre", centre)] {
+        if let Some(t) = t.filter(|t| !t.is_finite()) {
+            return Err(VisionError::param(op, name, t, "must be finite"));
+        }
+    }
+    let magnitude = magnitude.unwrap_or_else(|| {
+        let mut sum = 0.0f64;
+        for_each_circle(img, points, radius, |_, gc, g| {
+            sum += g.iter().map(|&gp| f64::from((gp - gc).abs())).sum::<f64>();
+        });
+        (sum / (oh * ow * points) as f64) as f32
+    });
+    let m = radius.ceil() as usize;
+    let centre = centre.unwrap_or_else(|| {
+        let sum: f64 = (m..m + oh)
+            .flat_map(|y| (m..m + ow).map(move |x| (y, x)))
+            .map(|(y, x)| f64::from(img[[y, x]]))
+            .sum();
+        (sum / (oh * ow) as f64) as f32
+    });
+    let mut out = ClbpCodes {
+        sign: Array2::zeros((oh, ow)),
+        magnitude: Array2::zeros((oh, ow)),
+        centre: Array2::from_elem((oh, ow), false),
+    };
+    let (mut sb, mut mb) = (vec![false; points], vec![false; points]);
+    for_each_circle(img, points, radius, |(oy, ox), gc, g| {
+        for ((s, mg), &gp) in sb.iter_mut().zip(mb.iter_mut()).zip(g) {
+            *s = gp >= gc;
+            *mg = (gp - gc).abs() >= magnitude;
+        }
+        out.sign[[oy, ox]] = riu2_code(&sb);
+        out.magnitude[[oy, ox]] = riu2_code(&mb);
+        out.centre[[oy, ox]] = gc >= centre;
+    });
     Ok(out)
 }
 
@@ -231,6 +341,42 @@ mod tests {
             let b = lbp_riu2_histogram(rot.view(), p, r).unwrap();
             assert_eq!(a, b, "P={p} R={r}");
         }
+    }
+
+    #[test]
+    fn clbp_sign_is_lbp_and_thresholds_default_to_image_means() {
+        // Smooth waves plus a little deterministic texture.
+        let img = Array2::from_shape_fn((13, 12), |(y, x)| {
+            let (yf, xf) = (y as f32, x as f32);
+            0.5 * ((0.7 * yf).sin() + (0.45 * xf).cos()) + 0.05 * ((y * 5 + x * 3) % 7) as f32
+        });
+        for (p, r) in [(8, 1.0), (16, 2.0)] {
+            let c = clbp_riu2(img.view(), p, r, None, None).unwrap();
+            assert_eq!(c.sign, lbp_riu2(img.view(), p, r).unwrap());
+            // The default magnitude threshold is the mean |g_p − g_c|: some bits on each
+            // side of it, so both uniform and non-uniform codes and more than one code.
+            let mut seen = std::collections::BTreeSet::new();
+            c.magnitude.iter().for_each(|&v| {
+                seen.insert(v);
+            });
+            assert!(seen.len() > 2, "P={p}: {seen:?}");
+            assert!(c.magnitude.iter().all(|&v| (v as usize) <= p + 1));
+            // The default centre threshold is the valid region's mean: both values occur.
+            let ones = c.centre.iter().filter(|&&b| b).count();
+            assert!(ones > 0 && ones < c.centre.len());
+            // A threshold above every difference gives code 0 everywhere, one at or below
+            // zero gives P (all ones) everywhere; likewise for the centre bits.
+            let hi = clbp_riu2(img.view(), p, r, Some(10.0), Some(-10.0)).unwrap();
+            assert!(hi.magnitude.iter().all(|&v| v == 0));
+            assert!(hi.centre.iter().all(|&b| b));
+            let lo = clbp_riu2(img.view(), p, r, Some(0.0), Some(10.0)).unwrap();
+            assert!(lo.magnitude.iter().all(|&v| v as usize == p));
+            assert!(lo.centre.iter().all(|&b| !b));
+        }
+        assert!(matches!(
+            clbp_riu2(img.view(), 8, 1.0, Some(f32::NAN), None),
+            Err(VisionError::InvalidParameter { .. })
+        ));
     }
 
     #[test]

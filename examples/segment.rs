@@ -32,8 +32,8 @@ use serde_json::json;
 use vae_vision::classical::LbpConfig;
 use vae_vision::segmentation::overlay::save_overlay_panel;
 use vae_vision::segmentation::{
-    run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, RegionConfig, SegmentScoring,
-    TaskConfig, TextonSegConfig,
+    run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, LbpKind, RegionConfig,
+    SegmentScoring, TaskConfig, TextonSegConfig,
 };
 
 /// Segmentation on digit scenes or texture mosaics.
@@ -185,6 +185,10 @@ struct Args {
     /// Regions: the LBP scales, `;`-separated `P,R` pairs.
     #[arg(long, default_value = "8,1;16,2;24,3")]
     lbp_scales: String,
+    /// Regions: which LBP codes are counted: `sign` (riu2 LBP), `sign-magnitude` (completed
+    /// LBP, sign and magnitude histograms) or `joint` (joint sign/magnitude codes).
+    #[arg(long, default_value = "sign")]
+    lbp_kind: String,
     /// Regions: weight of the windows' multi-scale LBP histograms in the clustering.
     #[arg(long, default_value_t = 4.0)]
     lbp_weight: f32,
@@ -339,6 +343,7 @@ fn main() -> Result<()> {
                 })
                 .collect::<Result<_>>()?,
         },
+        lbp_kind: LbpKind::parse(&a.lbp_kind)?,
     };
     let outcome = if digits {
         let dir = vae_data::location::resolve_data_dir(a.data.as_deref(), "mnist")
@@ -440,7 +445,7 @@ fn main() -> Result<()> {
                 "levels": tcfg.texton.levels, "holdout_per_class": a.holdout,
                 "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
                 "classifier_crops": tcfg.classifier_crops, "lbp_classifier": tcfg.lbp,
-                "lbp_scales": tcfg.lbp_scales.scales,
+                "lbp_scales": tcfg.lbp_scales.scales, "lbp_kind": tcfg.lbp_kind.name(),
             });
             if let Some(rc) = &tcfg.regions {
                 j["regions"] = region_json(rc);

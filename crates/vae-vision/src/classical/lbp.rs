@@ -174,6 +174,35 @@ fn for_each_circle(
     }
 }
 
+/// The mean local difference magnitude `|g_p − g_c|` over the valid region and all `P`
+/// samples: CLBP's default magnitude threshold ([`clbp_riu2`] with `None`).
+///
+/// # Errors
+/// As [`lbp_riu2`].
+///
+/// ```
+/// use ndarray::array;
+/// let img = array![[0.0f32, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.5, 1.0]];
+/// // 4 samples (E, N, W, S) around the centre: differences 0.5, 0, 0.5, 0.
+/// let m = vae_vision::classical::lbp_mean_magnitude(img.view(), 4, 1.0)?;
+/// assert!((m - 0.25).abs() < 1e-6);
+/// # Ok::<(), vae_vision::VisionError>(())
+/// ```
+pub fn lbp_mean_magnitude(img: ArrayView2<f32>, points: usize, radius: f32) -> Result<f32> {
+    valid_size("lbp_mean_magnitude", img, points, radius)?;
+    Ok(mean_magnitude(img, points, radius))
+}
+
+/// [`lbp_mean_magnitude`] after the checks.
+fn mean_magnitude(img: ArrayView2<f32>, points: usize, radius: f32) -> f32 {
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for_each_circle(img, points, radius, |_, gc, g| {
+        sum += g.iter().map(|&gp| f64::from((gp - gc).abs())).sum::<f64>();
+        n += g.len();
+    });
+    (sum / n as f64) as f32
+}
+
 /// The three code maps of the *completed* LBP (CLBP; Guo, Zhang and Zhang, TIP 2010) of
 /// one scale, each `[h − 2m, w − 2m]` like [`lbp_riu2`].
 #[derive(Debug, Clone, PartialEq)]
@@ -222,13 +251,7 @@ pub fn clbp_riu2(
             return Err(VisionError::param(op, name, t, "must be finite"));
         }
     }
-    let magnitude = magnitude.unwrap_or_else(|| {
-        let mut sum = 0.0f64;
-        for_each_circle(img, points, radius, |_, gc, g| {
-            sum += g.iter().map(|&gp| f64::from((gp - gc).abs())).sum::<f64>();
-        });
-        (sum / (oh * ow * points) as f64) as f32
-    });
+    let magnitude = magnitude.unwrap_or_else(|| mean_magnitude(img, points, radius));
     let m = radius.ceil() as usize;
     let centre = centre.unwrap_or_else(|| {
         let sum: f64 = (m..m + oh)

@@ -17,8 +17,8 @@ pub use gradient::{
     prewitt, prewitt_gradients, roberts, roberts_gradients, sobel, sobel_gradients, Gradients,
 };
 pub use lbp::{
-    clbp_riu2, lbp_multiscale_histogram, lbp_riu2, lbp_riu2_histogram, riu2_code, ClbpCodes,
-    LbpConfig,
+    clbp_riu2, lbp_mean_magnitude, lbp_multiscale_histogram, lbp_riu2, lbp_riu2_histogram,
+    riu2_code, ClbpCodes, LbpConfig,
 };
 pub use nms::{edge_nms, edge_orientation, suppress_border};
 pub use thin::{thin, thin_naive};

@@ -29,8 +29,8 @@ pub use task::{
     mosaic_banks, run_digits, run_mosaic, test_mosaics, HeadOutcome, TaskConfig, TaskOutcome,
 };
 pub use textons::{
-    run_mosaic_textons, run_mosaic_textons_sweep, RegionConfig, RegionSegmentation, SegmentScoring,
-    TextonSegConfig, TextonSegmenter,
+    run_mosaic_textons, run_mosaic_textons_sweep, LbpKind, RegionConfig, RegionSegmentation,
+    SegmentScoring, TextonSegConfig, TextonSegmenter,
 };
 pub use train::{
     class_weights, predict, score, train_segnet, ClassWeighting, SegReport, SegTrainConfig,

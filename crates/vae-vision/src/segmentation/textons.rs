@@ -77,6 +77,148 @@ pub struct TextonSegConfig {
     pub lbp: bool,
     /// The `(P, R)` scales of the LBP histograms (default `(8, 1)`, `(16, 2)`, `(24, 3)`).
     pub lbp_scales: LbpConfig,
+    /// Which LBP codes the LBP histograms count (default: riu2 LBP, [`LbpKind::Sign`]).
+    pub lbp_kind: LbpKind,
+}
+
+/// Which local-binary-pattern codes the region method's LBP histograms count, per scale.
+/// The completed LBP (CLBP, [`clbp_riu2`](crate::classical::clbp_riu2)) adds the riu2
+/// code of the local difference *magnitudes*, thresholded at their mean over the training
+/// images (fixed at fit time, so that mosaics and training images share one threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LbpKind {
+    /// riu2 LBP (CLBP_S): `P + 2` bins per scale.
+    #[default]
+    Sign,
+    /// CLBP_S and CLBP_M as two histograms per scale (`P + 2` bins each).
+    SignMagnitude,
+    /// The joint CLBP_S/M code per scale: `(P + 2)²` bins.
+    Joint,
+}
+
+impl LbpKind {
+    /// The kind's name on the command line: `sign`, `sign-magnitude` or `joint`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LbpKind::Sign => "sign",
+            LbpKind::SignMagnitude => "sign-magnitude",
+            LbpKind::Joint => "joint",
+        }
+    }
+
+    /// Parses [`LbpKind::name`].
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidParameter`] for any other name.
+    pub fn parse(name: &str) -> Result<Self> {
+        [LbpKind::Sign, LbpKind::SignMagnitude, LbpKind::Joint]
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                VisionError::param(
+                    "LbpKind",
+                    "name",
+                    name,
+                    "expected sign, sign-magnitude or joint",
+                )
+            })
+    }
+}
+
+/// The LBP features of a fitted segmenter: scales, kind and, for the CLBP kinds, the
+/// magnitude threshold of every scale (the mean over the training images).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LbpFeatures {
+    scales: LbpConfig,
+    kind: LbpKind,
+    thresholds: Vec<f32>,
+}
+
+impl LbpFeatures {
+    /// Fixes the magnitude thresholds on `images` (the mean of their per-image means;
+    /// none are needed for [`LbpKind::Sign`]).
+    pub(crate) fn fit(scales: &LbpConfig, kind: LbpKind, images: &[Array2<f32>]) -> Result<Self> {
+        let thresholds =
+            if kind == LbpKind::Sign || images.is_empty() {
+                Vec::new()
+            } else {
+                scales
+                    .scales
+                    .iter()
+                    .map(|&(p, r)| {
+                        let means = images
+                            .par_iter()
+                            .map(|img| crate::classical::lbp_mean_magnitude(img.view(), p, r))
+                            .collect::<Result<Vec<f32>>>()?;
+                        Ok(means.iter().map(|&m| f64::from(m)).sum::<f64>() as f32
+                            / means.len() as f32)
+                    })
+                    .collect::<Result<Vec<f32>>>()?
+            };
+        Ok(LbpFeatures {
+            scales: scales.clone(),
+            kind,
+            thresholds,
+        })
+    }
+
+    /// Bins per histogram level (the largest over the scales).
+    pub(crate) fn bins(&self) -> usize {
+        let b = lbp_bins(&self.scales);
+        if self.kind == LbpKind::Joint {
+            b * b
+        } else {
+            b
+        }
+    }
+
+    /// Histogram levels: one per scale, two per scale for [`LbpKind::SignMagnitude`].
+    pub(crate) fn levels(&self) -> usize {
+        let n = self.scales.scales.len();
+        if self.kind == LbpKind::SignMagnitude {
+            2 * n
+        } else {
+            n
+        }
+    }
+
+    /// The code maps of a grey image in the shape of texton maps (see
+    /// [`lbp_code_maps`]): per scale its sign codes, then (sign-magnitude) its magnitude
+    /// codes as the level `scales + i`, or (joint) `sign · b + magnitude`, `b` the bins of
+    /// [`LbpFeatures::bins`]'s per-code range.
+    pub(crate) fn maps(&self, img: ArrayView2<f32>) -> Result<Vec<TextonMap>> {
+        if self.kind == LbpKind::Sign {
+            return lbp_code_maps(img, &self.scales);
+        }
+        let b = lbp_bins(&self.scales);
+        let n = self.scales.scales.len();
+        let mut signs = Vec::with_capacity(n);
+        let mut mags = Vec::with_capacity(n);
+        for (level, (&(p, r), &t)) in self.scales.scales.iter().zip(&self.thresholds).enumerate() {
+            let c = crate::classical::clbp_riu2(img, p, r, Some(t), Some(0.0))?;
+            let offset = r.ceil() + 0.5;
+            let map = |level, ids| TextonMap {
+                level,
+                ids,
+                step: 1.0,
+                offset,
+            };
+            match self.kind {
+                LbpKind::Joint => {
+                    let ids = ndarray::Zip::from(&c.sign)
+                        .and(&c.magnitude)
+                        .map_collect(|&s, &m| usize::from(s) * b + usize::from(m));
+                    signs.push(map(level, ids));
+                }
+                _ => {
+                    signs.push(map(level, c.sign.mapv(usize::from)));
+                    mags.push(map(n + level, c.magnitude.mapv(usize::from)));
+                }
+            }
+        }
+        signs.extend(mags);
+        Ok(signs)
+    }
 }
 
 impl Default for TextonSegConfig {
@@ -98,6 +240,7 @@ impl Default for TextonSegConfig {
             classifier_crops: 0,
             lbp: true,
             lbp_scales: LbpConfig::default(),
+            lbp_kind: LbpKind::Sign,
         }
     }
 }
@@ -328,6 +471,8 @@ pub struct TextonSegmenter {
     classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
     /// The same on texton and LBP histograms ([`TextonSegConfig::lbp`]).
     lbp_classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
+    /// The LBP code maps' settings and fitted thresholds.
+    lbp_features: LbpFeatures,
     num_classes: usize,
 }
 
@@ -406,8 +551,8 @@ impl TextonSegmenter {
         let (mut crops, mut crop_labels) = (Vec::new(), Vec::new());
         // LBP histograms of the same references, images and crops (fused classifier only).
         let with_lbp = with_images && cfg.lbp;
-        let lbp_cfg = &cfg.lbp_scales;
-        let (lk, ln) = (lbp_bins(lbp_cfg), lbp_cfg.scales.len());
+        let lbp_features = LbpFeatures::fit(&cfg.lbp_scales, cfg.lbp_kind, &bank.images)?;
+        let (lk, ln) = (lbp_features.bins(), lbp_features.levels());
         let dl = lk * ln;
         let mut lbp_refs = vec![0f32; if with_lbp { ref_labels.len() * dl } else { 0 }];
         let (mut lbp_models, mut lbp_crops) = (Vec::new(), Vec::new());
@@ -431,7 +576,7 @@ impl TextonSegmenter {
             let maps = model.texton_maps(img)?;
             let ig = Integrals::new(&maps, k, nl);
             let lig = if with_lbp {
-                Some(Integrals::new(&lbp_code_maps(img, lbp_cfg)?, lk, ln))
+                Some(Integrals::new(&lbp_features.maps(img)?, lk, ln))
             } else {
                 None
             };
@@ -541,6 +686,7 @@ impl TextonSegmenter {
             image_labels,
             classifier,
             lbp_classifier,
+            lbp_features,
             num_classes: bank.num_classes,
         })
     }
@@ -867,6 +1013,51 @@ mod tests {
         })
     }
 
+    #[test]
+    fn clbp_features_share_codes_between_kinds() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let imgs: Vec<Array2<f32>> = (0..3)
+            .map(|i| stripes(20, 22, i % 2 == 0, &mut rng))
+            .collect();
+        let scales = LbpConfig {
+            scales: vec![(8, 1.0), (16, 2.0)],
+        };
+        let sign = LbpFeatures::fit(&scales, LbpKind::Sign, &imgs).unwrap();
+        let sm = LbpFeatures::fit(&scales, LbpKind::SignMagnitude, &imgs).unwrap();
+        let joint = LbpFeatures::fit(&scales, LbpKind::Joint, &imgs).unwrap();
+        assert_eq!((sign.bins(), sign.levels()), (18, 2));
+        assert_eq!((sm.bins(), sm.levels()), (18, 4));
+        assert_eq!((joint.bins(), joint.levels()), (18 * 18, 2));
+        // The threshold of each scale is the mean of the images' mean magnitudes.
+        for (t, &(p, r)) in sm.thresholds.iter().zip(&scales.scales) {
+            let m: f32 = imgs
+                .iter()
+                .map(|i| crate::classical::lbp_mean_magnitude(i.view(), p, r).unwrap())
+                .sum::<f32>()
+                / 3.0;
+            assert!((t - m).abs() < 1e-5, "{t} vs {m}");
+        }
+        let img = imgs[1].view();
+        let (s, m, j) = (
+            sign.maps(img).unwrap(),
+            sm.maps(img).unwrap(),
+            joint.maps(img).unwrap(),
+        );
+        assert_eq!((s.len(), m.len(), j.len()), (2, 4, 2));
+        for l in 0..2 {
+            // Sign codes are the riu2 LBP in every kind; the joint code packs both.
+            assert_eq!(m[l].ids, s[l].ids);
+            assert_eq!(m[2 + l].level, 2 + l);
+            let packed = ndarray::Zip::from(&m[l].ids)
+                .and(&m[2 + l].ids)
+                .map_collect(|&a, &b| a * 18 + b);
+            assert_eq!(j[l].ids, packed);
+            // Magnitude codes use both sides of the threshold somewhere.
+            assert!(m[2 + l].ids.iter().any(|&c| c != m[2 + l].ids[[0, 0]]));
+        }
+        assert!(LbpKind::parse("joint").is_ok() && LbpKind::parse("clbp").is_err());
+    }
+
     fn tiny_config() -> TextonSegConfig {
         TextonSegConfig {
             texton: TextonConfig {
@@ -893,6 +1084,7 @@ mod tests {
             classifier_crops: 0,
             lbp: false,
             lbp_scales: LbpConfig::default(),
+            lbp_kind: LbpKind::Sign,
         }
     }
 

@@ -23,7 +23,7 @@ use ndarray::{Array2, Array3, ArrayView2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{knn_class_scores, knn_scores, lbp_bins, lbp_code_maps, Integrals, TextonSegmenter};
+use super::{knn_class_scores, knn_scores, Integrals, TextonSegmenter};
 use crate::error::{Result, VisionError};
 use crate::texton::TextonMap;
 
@@ -325,7 +325,7 @@ impl TextonSegmenter {
         let lbp_maps = settings
             .iter()
             .any(|rc| rc.lbp || rc.lbp_weight > 0.0 || rc.lbp_refine > 0.0)
-            .then(|| lbp_code_maps(image, &self.cfg.lbp_scales))
+            .then(|| self.lbp_features.maps(image))
             .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
@@ -372,8 +372,7 @@ impl TextonSegmenter {
                     .iter()
                     .any(|rc| rc.lbp_weight > 0.0 || (rc.lbp && rc.posterior_weight > 0.0)) =>
             {
-                let lcfg = &self.cfg.lbp_scales;
-                let (lk, ln) = (lbp_bins(lcfg), lcfg.scales.len());
+                let (lk, ln) = (self.lbp_features.bins(), self.lbp_features.levels());
                 Some((Integrals::new(lm, lk, ln), lk * ln))
             }
             _ => None,
@@ -456,7 +455,7 @@ impl TextonSegmenter {
         self.check_lbp(rc, OP)?;
         let maps = self.model.texton_maps(image)?;
         let lbp_maps = (rc.lbp || rc.lbp_refine > 0.0)
-            .then(|| lbp_code_maps(image, &self.cfg.lbp_scales))
+            .then(|| self.lbp_features.maps(image))
             .transpose()?;
         let (k, nl) = (self.cfg.texton.textons, self.cfg.texton.levels);
         let ig = Integrals::new(&maps, k, nl);
@@ -631,8 +630,7 @@ impl TextonSegmenter {
                 let mut x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
                 if rc.lbp {
                     let lm = lbp_maps.expect("computed when a setting uses LBP");
-                    let lcfg = &self.cfg.lbp_scales;
-                    let (lk, ln) = (lbp_bins(lcfg), lcfg.scales.len());
+                    let (lk, ln) = (self.lbp_features.bins(), self.lbp_features.levels());
                     let pl = pooled_histograms(lm, &segments, &use_point, s, nseg, lk, ln);
                     let xl = Array2::from_shape_fn((nseg, ln * lk), |(g, t)| pl[g][t].sqrt());
                     x = ndarray::concatenate(ndarray::Axis(1), &[x.view(), xl.view()])
@@ -692,8 +690,8 @@ impl TextonSegmenter {
             // The LBP window histograms join the texton ones with weight `lbp_refine`.
             let lig = match lbp_maps {
                 Some(lm) if rc.lbp_refine > 0.0 => {
-                    let lcfg = &self.cfg.lbp_scales;
-                    Some(Integrals::new(lm, lbp_bins(lcfg), lcfg.scales.len()))
+                    let lf = &self.lbp_features;
+                    Some(Integrals::new(lm, lf.bins(), lf.levels()))
                 }
                 _ => None,
             };
@@ -1110,7 +1108,7 @@ fn assign_distinct(scores: &Array2<f32>, sizes: &[usize]) -> Vec<Option<usize>> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::{TextonSegConfig, TextureBank};
+    use super::super::{lbp_bins, lbp_code_maps, LbpKind, TextonSegConfig, TextureBank};
     use super::*;
     use crate::classical::LbpConfig;
     use crate::texton::TextonConfig;
@@ -1156,6 +1154,7 @@ mod tests {
             classifier_crops: 2,
             lbp: true,
             lbp_scales: LbpConfig::default(),
+            lbp_kind: LbpKind::Sign,
         }
     }
 

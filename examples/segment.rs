@@ -158,11 +158,14 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     scale_shifts: usize,
     /// Regions: boundary refinement window in pixels (0: off).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     refine_window: usize,
     /// Regions: radius in grid points of the refined boundary band.
     #[arg(long, default_value_t = 1)]
     refine_radius: usize,
+    /// Regions: cell side in pixels of the boundary refinement below the grid (0: off).
+    #[arg(long, default_value_t = 2)]
+    fine_step: usize,
     /// Regions: shift border windows inside the mosaic (`true` or `false`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     inside_windows: bool,
@@ -200,7 +203,7 @@ struct Args {
     oracle: bool,
     /// Regions: further settings scored on the same fit, `;`-separated, each a
     /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
-    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, inside, posterior, lbp,
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, fine, inside, posterior, lbp,
     /// lbp_weight, lbp_refine).
     #[arg(long)]
     sweep: Option<String>,
@@ -214,7 +217,7 @@ fn region_json(rc: &RegionConfig) -> serde_json::Value {
         "interior": rc.interior, "scoring": rc.scoring.name(),
         "neighbours": rc.neighbours, "distinct": rc.distinct,
         "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
-        "refine_radius": rc.refine_radius, "inside_windows": rc.inside_windows,
+        "refine_radius": rc.refine_radius, "fine_step": rc.fine_step, "inside_windows": rc.inside_windows,
         "posterior_weight": rc.posterior_weight, "lbp": rc.lbp, "lbp_weight": rc.lbp_weight,
         "lbp_refine": rc.lbp_refine, "seed": rc.seed,
     })
@@ -239,6 +242,7 @@ fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
             "shifts" => rc.scale_shifts = v.parse()?,
             "refine" => rc.refine_window = v.parse()?,
             "refine_radius" => rc.refine_radius = v.parse()?,
+            "fine" => rc.fine_step = v.parse()?,
             "inside" => rc.inside_windows = v.parse()?,
             "posterior" => rc.posterior_weight = v.parse()?,
             "lbp" => rc.lbp = v.parse()?,
@@ -297,6 +301,7 @@ fn main() -> Result<()> {
         scale_shifts: a.scale_shifts,
         refine_window: a.refine_window,
         refine_radius: a.refine_radius,
+        fine_step: a.fine_step,
         inside_windows: a.inside_windows,
         posterior_weight: a.posterior,
         lbp: a.lbp,

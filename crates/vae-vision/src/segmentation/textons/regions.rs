@@ -119,6 +119,12 @@ pub struct RegionConfig {
     /// Boundary refinement: Chebyshev radius (grid points) of the band around segment
     /// boundaries that is re-assigned, and of the neighbourhood whose segments compete.
     pub refine_radius: usize,
+    /// Boundary refinement below the grid (with `refine_window > 0`): after the grid-level
+    /// pass, every cell of this side in pixels (e.g. 2) within one grid step of a
+    /// boundary is re-assigned the same way, by the small window centred on the cell,
+    /// among the segments of its 3×3 grid neighbourhood, so that boundaries are no longer
+    /// quantised to the grid. 0: off (labels follow the grid).
+    pub fine_step: usize,
     /// Shift the windows of points near the image border inside the image (the window
     /// method clips them instead, which leaves few cells in them).
     pub inside_windows: bool,
@@ -152,7 +158,9 @@ impl Default for RegionConfig {
     /// tuning round): the fused texton + LBP classifier (`lbp`, which needs a segmenter
     /// fitted with [`TextonSegConfig::lbp`](super::TextonSegConfig::lbp)), its window
     /// posteriors as clustering coordinates with weight 0.5, LBP window histograms in the
-    /// clustering with weight 4 and in the refinement with weight 2; seed 0.
+    /// clustering with weight 4 and in the refinement with weight 2; and (the third round)
+    /// refinement windows of 16 pixels, followed by the refinement below the grid in
+    /// 2-pixel cells; seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
@@ -165,8 +173,9 @@ impl Default for RegionConfig {
             neighbours: 1,
             distinct: false,
             scale_shifts: 0,
-            refine_window: 32,
+            refine_window: 16,
             refine_radius: 1,
+            fine_step: 2,
             inside_windows: false,
             posterior_weight: 0.5,
             lbp: true,
@@ -178,10 +187,13 @@ impl Default for RegionConfig {
 }
 
 impl RegionConfig {
-    /// The default setting without any LBP feature (`lbp` off, LBP weights 0) and without
-    /// posterior coordinates: the first tuning round's choice, VAE textons alone.
+    /// The default setting without any LBP feature (`lbp` off, LBP weights 0), without
+    /// posterior coordinates and with the first round's refinement (32-pixel windows, grid
+    /// only): the first tuning round's choice, VAE textons alone.
     pub fn textons_only() -> Self {
         RegionConfig {
+            refine_window: 32,
+            fine_step: 0,
             posterior_weight: 0.0,
             lbp: false,
             lbp_weight: 0.0,
@@ -696,7 +708,23 @@ impl TextonSegmenter {
                 _ => None,
             };
             let igs = (ig, lig.as_ref().map(|l| (l, rc.lbp_refine)));
-            refine_boundaries(igs, &mut segments, &mask, s, (h, w), nseg, rc);
+            let protos = refine_boundaries(igs, &mut segments, &mask, s, (h, w), nseg, rc);
+            if rc.fine_step > 0 {
+                let fine = refine_fine(igs, &segments, &protos, s, (h, w), rc);
+                let f = rc.fine_step;
+                let (fh, fw) = fine.dim();
+                let labels = Array2::from_shape_fn((h, w), |(y, x)| {
+                    let g = fine[[(y / f).min(fh - 1), (x / f).min(fw - 1)]];
+                    classes[g].unwrap_or(0) as u8
+                });
+                return Ok(RegionSegmentation {
+                    labels,
+                    segments,
+                    sizes,
+                    scores,
+                    classes,
+                });
+            }
         }
         let labels = Array2::from_shape_fn((h, w), |(y, x)| {
             let g = segments[[(y / s).min(gh - 1), (x / s).min(gw - 1)]];
@@ -713,17 +741,14 @@ impl TextonSegmenter {
 }
 
 /// The boundary refinement of [`RegionConfig::refine_window`] (in place).
-fn refine_boundaries(
+/// The square-root histogram of the small refinement window centred at pixel position
+/// `(cy, cx)` (shifted inside the image), texton part then weighted LBP part.
+fn refine_feature(
     (ig, lbp): (&Integrals, Option<(&Integrals, f32)>),
-    segments: &mut Array2<usize>,
-    interior: &Array2<bool>,
-    step: usize,
+    (cy, cx): (f32, f32),
     (h, w): (usize, usize),
-    nseg: usize,
-    rc: &RegionConfig,
-) {
-    let (gh, gw) = segments.dim();
-    let side = rc.refine_window as f32;
+    side: f32,
+) -> Vec<f32> {
     let inside = |c: f32, n: usize| {
         if side >= n as f32 {
             n as f32 / 2.0
@@ -731,26 +756,51 @@ fn refine_boundaries(
             c.clamp(side / 2.0, n as f32 - side / 2.0)
         }
     };
-    let small: Vec<Vec<f32>> = (0..gh * gw)
-        .map(|p| {
-            let (i, j) = (p / gw, p % gw);
-            let (cy, cx) = (
-                inside((i as f32 + 0.5) * step as f32, h),
-                inside((j as f32 + 0.5) * step as f32, w),
-            );
-            let mut q: Vec<f32> = ig.window(cy, cx, side).into_iter().map(f32::sqrt).collect();
-            if let Some((lig, wt)) = lbp {
-                q.extend(lig.window(cy, cx, side).into_iter().map(|v| wt * v.sqrt()));
-            }
-            q
-        })
-        .collect();
-    let d = small.first().map_or(0, Vec::len);
-    // Prototypes: mean over a segment's interior points, or over all of its points when
-    // it has no interior point.
+    let (cy, cx) = (inside(cy, h), inside(cx, w));
+    let mut q: Vec<f32> = ig.window(cy, cx, side).into_iter().map(f32::sqrt).collect();
+    if let Some((lig, wt)) = lbp {
+        q.extend(lig.window(cy, cx, side).into_iter().map(|v| wt * v.sqrt()));
+    }
+    q
+}
+
+/// The segment (among those with `cand` set and a prototype) whose prototype is nearest to
+/// `q` in squared Euclidean distance, or `keep` when none is.
+fn nearest_prototype(q: &[f32], protos: &Prototypes, cand: &[bool], keep: usize) -> usize {
+    let mut best = (keep, f32::INFINITY);
+    for g in (0..protos.count.len()).filter(|&g| cand[g] && protos.count[g] > 0) {
+        let dist: f32 = q
+            .iter()
+            .zip(&protos.mean[g])
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        if dist < best.1 {
+            best = (g, dist);
+        }
+    }
+    best.0
+}
+
+/// Per segment: the mean small-window feature of its points ([`prototypes`]) and how many
+/// points it was taken over (0: no prototype).
+struct Prototypes {
+    mean: Vec<Vec<f32>>,
+    count: Vec<usize>,
+}
+
+/// Per segment, the mean of `feats` (one row per grid point) over its interior points, or
+/// over all of its points when it has no interior point.
+fn prototypes(
+    feats: &[Vec<f32>],
+    segments: &Array2<usize>,
+    interior: &Array2<bool>,
+    nseg: usize,
+) -> Prototypes {
+    let gw = segments.ncols();
+    let d = feats.first().map_or(0, Vec::len);
     let mut sums = [vec![vec![0f32; d]; nseg], vec![vec![0f32; d]; nseg]];
     let mut ns = [vec![0usize; nseg], vec![0usize; nseg]];
-    for (p, row) in small.iter().enumerate() {
+    for (p, row) in feats.iter().enumerate() {
         let (i, j) = (p / gw, p % gw);
         let g = segments[[i, j]];
         for (which, used) in [interior[[i, j]], true].into_iter().enumerate() {
@@ -774,6 +824,74 @@ fn refine_boundaries(
             }
         }
     }
+    Prototypes { mean: proto, count }
+}
+
+/// The boundary refinement below the grid ([`RegionConfig::fine_step`]): the segment of
+/// every `fine_step`-pixel cell, re-assigned by [`nearest_prototype`] where the cell's
+/// 3×3 grid neighbourhood holds more than one segment.
+fn refine_fine(
+    igs: (&Integrals, Option<(&Integrals, f32)>),
+    segments: &Array2<usize>,
+    protos: &Prototypes,
+    step: usize,
+    (h, w): (usize, usize),
+    rc: &RegionConfig,
+) -> Array2<usize> {
+    let f = rc.fine_step;
+    let (gh, gw) = segments.dim();
+    let (fh, fw) = (h.div_ceil(f), w.div_ceil(f));
+    let nseg = protos.count.len();
+    let side = rc.refine_window as f32;
+    let cells: Vec<usize> = (0..fh * fw)
+        .map(|p| {
+            let (fi, fj) = (p / fw, p % fw);
+            let (cy, cx) = ((fi as f32 + 0.5) * f as f32, (fj as f32 + 0.5) * f as f32);
+            let (i, j) = (
+                ((cy / step as f32) as usize).min(gh - 1),
+                ((cx / step as f32) as usize).min(gw - 1),
+            );
+            let own = segments[[i, j]];
+            let mut cand = vec![false; nseg];
+            for ii in i.saturating_sub(1)..(i + 2).min(gh) {
+                for jj in j.saturating_sub(1)..(j + 2).min(gw) {
+                    cand[segments[[ii, jj]]] = true;
+                }
+            }
+            if cand.iter().filter(|&&c| c).count() < 2 {
+                return own;
+            }
+            let q = refine_feature(igs, (cy, cx), (h, w), side);
+            nearest_prototype(&q, protos, &cand, own)
+        })
+        .collect();
+    Array2::from_shape_vec((fh, fw), cells).expect("fh·fw cells")
+}
+
+/// The grid-level pass of the boundary refinement (in place); returns the segments'
+/// prototypes (taken before the pass) for [`refine_fine`].
+fn refine_boundaries(
+    igs: (&Integrals, Option<(&Integrals, f32)>),
+    segments: &mut Array2<usize>,
+    interior: &Array2<bool>,
+    step: usize,
+    (h, w): (usize, usize),
+    nseg: usize,
+    rc: &RegionConfig,
+) -> Prototypes {
+    let (gh, gw) = segments.dim();
+    let side = rc.refine_window as f32;
+    let small: Vec<Vec<f32>> = (0..gh * gw)
+        .map(|p| {
+            let (i, j) = (p / gw, p % gw);
+            let c = (
+                (i as f32 + 0.5) * step as f32,
+                (j as f32 + 0.5) * step as f32,
+            );
+            refine_feature(igs, c, (h, w), side)
+        })
+        .collect();
+    let protos = prototypes(&small, segments, interior, nseg);
     let r = rc.refine_radius;
     let old = segments.clone();
     for i in 0..gh {
@@ -787,21 +905,10 @@ fn refine_boundaries(
             if cand.iter().filter(|&&c| c).count() < 2 {
                 continue;
             }
-            let q = &small[i * gw + j];
-            let mut best = (old[[i, j]], f32::INFINITY);
-            for g in (0..nseg).filter(|&g| cand[g] && count[g] > 0) {
-                let dist: f32 = q
-                    .iter()
-                    .zip(&proto[g])
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                if dist < best.1 {
-                    best = (g, dist);
-                }
-            }
-            segments[[i, j]] = best.0;
+            segments[[i, j]] = nearest_prototype(&small[i * gw + j], &protos, &cand, old[[i, j]]);
         }
     }
+    protos
 }
 
 /// The point grid of an `(h, w)` image at step `s`, or an error naming `op` when the
@@ -1189,6 +1296,51 @@ mod tests {
 
     /// Clustering and whole-segment classification recover a three-texture layout, with
     /// every scoring, with and without distinct classes.
+    #[test]
+    fn refinement_below_the_grid_moves_boundaries_off_the_grid() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let bank = bank(3, &mut rng);
+        // Boundaries at x = 42 and y = 54: not on the 4-pixel grid.
+        let truth = Array2::from_shape_fn((96, 96), |(y, x)| match (x >= 42, y >= 54) {
+            (false, _) => 0u8,
+            (true, false) => 1,
+            (true, true) => 2,
+        });
+        let tex: Vec<_> = (0..3).map(|c| texture(96, 96, c, &mut rng)).collect();
+        let img = Array2::from_shape_fn((96, 96), |(y, x)| tex[truth[[y, x]] as usize][[y, x]]);
+        let grid = RegionConfig {
+            regions: 3,
+            spatial_weight: 0.0,
+            scoring: SegmentScoring::Images,
+            refine_window: 16,
+            ..RegionConfig::textons_only()
+        };
+        let fine = RegionConfig {
+            fine_step: 2,
+            ..grid.clone()
+        };
+        let mut seg = TextonSegmenter::fit(&bank, &tiny_config(Some(grid.clone())), 0).unwrap();
+        let out = seg
+            .segment_regions_multi(img.view(), &[grid, fine])
+            .unwrap();
+        let errors = |l: &Array2<u8>| l.iter().zip(&truth).filter(|(p, t)| p != t).count();
+        let (eg, ef) = (errors(&out[0].labels), errors(&out[1].labels));
+        assert!(ef < eg, "errors below the grid {ef}, on the grid {eg}");
+        // The grid pass is the same; only pixels within one grid step of a grid-level
+        // boundary change.
+        assert_eq!(out[0].segments, out[1].segments);
+        let s = out[0].segments.clone();
+        for (((y, x), &a), &b) in out[0].labels.indexed_iter().zip(out[1].labels.iter()) {
+            if a != b {
+                let (i, j) = (y / 4, x / 4);
+                let near = (i.saturating_sub(1)..(i + 2).min(24))
+                    .flat_map(|ii| (j.saturating_sub(1)..(j + 2).min(24)).map(move |jj| (ii, jj)))
+                    .any(|p| s[p] != s[[i, j]]);
+                assert!(near, "pixel ({y}, {x}) changed away from any boundary");
+            }
+        }
+    }
+
     #[test]
     fn regions_recover_a_three_texture_layout() {
         let mut rng = StdRng::seed_from_u64(5);

@@ -639,14 +639,18 @@ impl TextonSegmenter {
             } else {
                 crate::classify::NeuralConfig::mlp(cfg.classifier_hidden)
             };
-            let mut crng = StdRng::seed_from_u64(seed ^ 0xc1a5_5e5d);
-            let clf = crate::classify::NeuralClassifier::fit(
-                x.view(),
-                &labels,
-                bank.num_classes,
-                &ncfg,
-                &mut crng,
-            )?;
+            // Each classifier draws from its own generator (seed mixed with a salt).
+            let fit = |x: ndarray::ArrayView2<f32>, salt: u64| {
+                let mut rng = StdRng::seed_from_u64(seed ^ salt);
+                crate::classify::NeuralClassifier::fit(
+                    x,
+                    &labels,
+                    bank.num_classes,
+                    &ncfg,
+                    &mut rng,
+                )
+            };
+            let clf = fit(x.view(), 0xc1a5_5e5d)?;
             let lbp_clf = if with_lbp {
                 let n = labels.len();
                 let l = Array2::from_shape_vec(
@@ -661,15 +665,7 @@ impl TextonSegmenter {
                 .mapv(f32::sqrt);
                 let xl = ndarray::concatenate(Axis(1), &[x.view(), l.view()])
                     .expect("one row per example");
-                let mut lrng = StdRng::seed_from_u64(seed ^ 0x1b9f_ea70);
-                let c = crate::classify::NeuralClassifier::fit(
-                    xl.view(),
-                    &labels,
-                    bank.num_classes,
-                    &ncfg,
-                    &mut lrng,
-                )?;
-                Some(std::sync::Mutex::new(c))
+                Some(std::sync::Mutex::new(fit(xl.view(), 0x1b9f_ea70)?))
             } else {
                 None
             };

@@ -39,7 +39,7 @@
 //! | [`checkpoint`] | safetensors checkpoints, atomic writes, typed load errors |
 //! | [`sample`] | prior samples, interpolation, traversals, the 2-D manifold |
 //! | [`iwae`] | importance-weighted log p(x), parallel and seeded per image |
-//! | [`impute`] | missing-pixel imputation with a mean-fill baseline |
+//! | [`impute`](mod@impute) | missing-pixel imputation with a mean-fill baseline |
 //! | [`data`] | [`ImageSource`], [`Binarization`] |
 //! | [`png`], [`gallery`] | image grids, scatter plots, loss curves; all pictures in one call |
 #![forbid(unsafe_code)]

@@ -329,7 +329,7 @@ impl Vae {
     }
 
     /// Posterior parameters (μ, logvar), each `[n, d]`, in evaluation mode.
-    /// Runs in chunks of [`EVAL_BATCH`](crate::data::EVAL_BATCH) images, so memory does
+    /// Runs in chunks of [`EVAL_BATCH`] images, so memory does
     /// not grow with `n`.
     pub fn encode(&mut self, x: &Array4<f32>) -> Result<(Array2<f32>, Array2<f32>)> {
         self.check_batch("encode", &x.view())?;
@@ -346,7 +346,7 @@ impl Vae {
     /// read (for the presets, the last hidden layer after its ReLU), in evaluation mode.
     /// μ and log σ² are affine maps of these features, so they hold at least as much
     /// information about `x` as the posterior parameters. Runs in chunks of
-    /// [`EVAL_BATCH`](crate::data::EVAL_BATCH) images.
+    /// [`EVAL_BATCH`] images.
     ///
     /// ```
     /// use ndarray::Array4;
@@ -371,7 +371,7 @@ impl Vae {
     }
 
     /// Raw decoder output (logits for Bernoulli, means for Gaussian), `[n, c, h, w]`.
-    /// Runs in chunks of [`EVAL_BATCH`](crate::data::EVAL_BATCH) latent vectors.
+    /// Runs in chunks of [`EVAL_BATCH`] latent vectors.
     pub fn decode_raw(&mut self, z: &Array2<f32>) -> Result<Array4<f32>> {
         self.check_latent("decode", z)?;
         let mut outs = Vec::new();

@@ -18,7 +18,7 @@
 mod classical_maps;
 mod input;
 mod loss;
-mod net;
+pub mod net;
 mod plot;
 mod train;
 mod upsample;

@@ -196,23 +196,16 @@ impl LbpFeatures {
         let mut mags = Vec::with_capacity(n);
         for (level, (&(p, r), &t)) in self.scales.scales.iter().zip(&self.thresholds).enumerate() {
             let c = crate::classical::clbp_riu2(img, p, r, Some(t), Some(0.0))?;
-            let offset = r.ceil() + 0.5;
-            let map = |level, ids| TextonMap {
-                level,
-                ids,
-                step: 1.0,
-                offset,
-            };
             match self.kind {
                 LbpKind::Joint => {
                     let ids = ndarray::Zip::from(&c.sign)
                         .and(&c.magnitude)
                         .map_collect(|&s, &m| usize::from(s) * b + usize::from(m));
-                    signs.push(map(level, ids));
+                    signs.push(code_map(level, ids, r));
                 }
                 _ => {
-                    signs.push(map(level, c.sign.mapv(usize::from)));
-                    mags.push(map(n + level, c.magnitude.mapv(usize::from)));
+                    signs.push(code_map(level, c.sign, r));
+                    mags.push(code_map(n + level, c.magnitude, r));
                 }
             }
         }
@@ -398,16 +391,19 @@ pub(crate) fn lbp_code_maps(img: ArrayView2<f32>, cfg: &LbpConfig) -> Result<Vec
     cfg.scales
         .iter()
         .enumerate()
-        .map(|(level, &(p, r))| {
-            let codes = crate::classical::lbp_riu2(img, p, r)?;
-            Ok(TextonMap {
-                level,
-                ids: codes.mapv(usize::from),
-                step: 1.0,
-                offset: r.ceil() + 0.5,
-            })
-        })
+        .map(|(level, &(p, r))| Ok(code_map(level, crate::classical::lbp_riu2(img, p, r)?, r)))
         .collect()
+}
+
+/// A map of per-pixel codes of a circle of radius `r` (valid region only, as
+/// [`lbp_riu2`](crate::classical::lbp_riu2) returns it) in the shape of a texton map.
+fn code_map<T: Copy + Into<usize>>(level: usize, codes: Array2<T>, r: f32) -> TextonMap {
+    TextonMap {
+        level,
+        ids: codes.mapv(Into::into),
+        step: 1.0,
+        offset: r.ceil() + 0.5,
+    }
 }
 
 /// Bins per scale of the LBP histograms of [`lbp_code_maps`]: the largest `P + 2`.

@@ -698,6 +698,7 @@ impl TextonSegmenter {
                 })
                 .collect()
         };
+        let mut fine = None;
         if rc.refine_window > 0 {
             // The LBP window histograms join the texton ones with weight `lbp_refine`.
             let lig = match lbp_maps {
@@ -710,24 +711,18 @@ impl TextonSegmenter {
             let igs = (ig, lig.as_ref().map(|l| (l, rc.lbp_refine)));
             let protos = refine_boundaries(igs, &mut segments, &mask, s, (h, w), nseg, rc);
             if rc.fine_step > 0 {
-                let fine = refine_fine(igs, &segments, &protos, s, (h, w), rc);
-                let f = rc.fine_step;
-                let (fh, fw) = fine.dim();
-                let labels = Array2::from_shape_fn((h, w), |(y, x)| {
-                    let g = fine[[(y / f).min(fh - 1), (x / f).min(fw - 1)]];
-                    classes[g].unwrap_or(0) as u8
-                });
-                return Ok(RegionSegmentation {
-                    labels,
-                    segments,
-                    sizes,
-                    scores,
-                    classes,
-                });
+                fine = Some(refine_fine(igs, &segments, &protos, s, (h, w), rc));
             }
         }
+        // Pixels take the class of their cell: a fine cell when refined below the grid,
+        // else a grid point.
+        let (cells, c) = match &fine {
+            Some(f) => (f, rc.fine_step),
+            None => (&segments, s),
+        };
+        let (ch, cw) = cells.dim();
         let labels = Array2::from_shape_fn((h, w), |(y, x)| {
-            let g = segments[[(y / s).min(gh - 1), (x / s).min(gw - 1)]];
+            let g = cells[[(y / c).min(ch - 1), (x / c).min(cw - 1)]];
             classes[g].unwrap_or(0) as u8
         });
         Ok(RegionSegmentation {
@@ -740,7 +735,6 @@ impl TextonSegmenter {
     }
 }
 
-/// The boundary refinement of [`RegionConfig::refine_window`] (in place).
 /// The square-root histogram of the small refinement window centred at pixel position
 /// `(cy, cx)` (shifted inside the image), texton part then weighted LBP part.
 fn refine_feature(
@@ -779,6 +773,24 @@ fn nearest_prototype(q: &[f32], protos: &Prototypes, cand: &[bool], keep: usize)
         }
     }
     best.0
+}
+
+/// The segments within Chebyshev radius `r` of grid point `(i, j)` (a mask over `0..nseg`),
+/// or `None` when there is only one: the point is not near a boundary.
+fn competing_segments(
+    segments: &Array2<usize>,
+    (i, j): (usize, usize),
+    r: usize,
+    nseg: usize,
+) -> Option<Vec<bool>> {
+    let (gh, gw) = segments.dim();
+    let mut cand = vec![false; nseg];
+    for ii in i.saturating_sub(r)..(i + r + 1).min(gh) {
+        for jj in j.saturating_sub(r)..(j + r + 1).min(gw) {
+            cand[segments[[ii, jj]]] = true;
+        }
+    }
+    (cand.iter().filter(|&&c| c).count() >= 2).then_some(cand)
 }
 
 /// Per segment: the mean small-window feature of its points ([`prototypes`]) and how many
@@ -852,17 +864,13 @@ fn refine_fine(
                 ((cx / step as f32) as usize).min(gw - 1),
             );
             let own = segments[[i, j]];
-            let mut cand = vec![false; nseg];
-            for ii in i.saturating_sub(1)..(i + 2).min(gh) {
-                for jj in j.saturating_sub(1)..(j + 2).min(gw) {
-                    cand[segments[[ii, jj]]] = true;
+            match competing_segments(segments, (i, j), 1, nseg) {
+                Some(cand) => {
+                    let q = refine_feature(igs, (cy, cx), (h, w), side);
+                    nearest_prototype(&q, protos, &cand, own)
                 }
+                None => own,
             }
-            if cand.iter().filter(|&&c| c).count() < 2 {
-                return own;
-            }
-            let q = refine_feature(igs, (cy, cx), (h, w), side);
-            nearest_prototype(&q, protos, &cand, own)
         })
         .collect();
     Array2::from_shape_vec((fh, fw), cells).expect("fh·fw cells")
@@ -896,16 +904,10 @@ fn refine_boundaries(
     let old = segments.clone();
     for i in 0..gh {
         for j in 0..gw {
-            let mut cand = vec![false; nseg];
-            for ii in i.saturating_sub(r)..(i + r + 1).min(gh) {
-                for jj in j.saturating_sub(r)..(j + r + 1).min(gw) {
-                    cand[old[[ii, jj]]] = true;
-                }
+            if let Some(cand) = competing_segments(&old, (i, j), r, nseg) {
+                segments[[i, j]] =
+                    nearest_prototype(&small[i * gw + j], &protos, &cand, old[[i, j]]);
             }
-            if cand.iter().filter(|&&c| c).count() < 2 {
-                continue;
-            }
-            segments[[i, j]] = nearest_prototype(&small[i * gw + j], &protos, &cand, old[[i, j]]);
         }
     }
     protos

@@ -30,11 +30,13 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::json;
 use vae_vision::classical::LbpConfig;
+use vae_vision::classify::SvmConfig;
 use vae_vision::segmentation::overlay::save_overlay_panel;
 use vae_vision::segmentation::{
     run_digits, run_mosaic, run_mosaic_textons_sweep, ClassWeighting, LbpKind, RegionConfig,
-    SegmentScoring, TaskConfig, TextonSegConfig,
+    SegmentScoring, SegmentSvmConfig, TaskConfig, TextonSegConfig,
 };
+use vae_vision::texton::EncoderKind;
 
 /// Segmentation on digit scenes or texture mosaics.
 #[derive(Parser, Debug)]
@@ -145,9 +147,26 @@ struct Args {
     /// Regions: pool over points whose neighbours within this radius share the segment.
     #[arg(long, default_value_t = 1)]
     interior: usize,
-    /// Regions: segment scoring, `images`, `references`, `points` or `learned`.
-    #[arg(long, default_value = "learned")]
+    /// Regions: segment scoring, `images`, `references`, `points`, `learned` or `svm`.
+    #[arg(long, default_value = "svm")]
     scoring: String,
+    /// Regions: fit the RBF-kernel SVM on the fused texton + LBP features (`true` or
+    /// `false`; needs `--lbp true`); the `svm` scoring uses it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    svm: bool,
+    /// Textons: what describes a patch before k-means, `vae` (the patch VAE's posterior
+    /// mean) or `pixels` (the normalised pixels: the ablation without a VAE).
+    #[arg(long, default_value = "vae")]
+    encoder: String,
+    /// Regions: the SVM's box constraint C.
+    #[arg(long, default_value_t = 3.0)]
+    svm_c: f32,
+    /// Regions: the SVM's kernel width, relative (gamma = this / (features x variance)).
+    #[arg(long, default_value_t = 1.0)]
+    svm_gamma: f32,
+    /// Regions: weight of the standardised LBP bins against the texton bins in the SVM.
+    #[arg(long, default_value_t = 4.0)]
+    svm_lbp_weight: f32,
     /// Regions: nearest models per class for `images` / `references` scoring.
     #[arg(long, default_value_t = 1)]
     region_neighbours: usize,
@@ -336,6 +355,19 @@ fn main() -> Result<()> {
         classifier_hidden: a.classifier_hidden,
         classifier_crops: a.classifier_crops,
         lbp: regions && (a.lbp || sweep.iter().any(|rc| rc.lbp)),
+        svm: a.svm.then(|| SegmentSvmConfig {
+            svm: SvmConfig {
+                c: a.svm_c,
+                gamma_scale: a.svm_gamma,
+                ..SvmConfig::default()
+            },
+            lbp_weight: a.svm_lbp_weight,
+        }),
+        encoder: match a.encoder.as_str() {
+            "vae" => EncoderKind::Vae,
+            "pixels" => EncoderKind::Pixels,
+            e => bail!("unknown --encoder {e:?} (expected vae or pixels)"),
+        },
         lbp_scales: LbpConfig {
             scales: a
                 .lbp_scales
@@ -451,6 +483,11 @@ fn main() -> Result<()> {
                 "fit_seconds": outcome.vae_seconds, "classifier_hidden": tcfg.classifier_hidden,
                 "classifier_crops": tcfg.classifier_crops, "lbp_classifier": tcfg.lbp,
                 "lbp_scales": tcfg.lbp_scales.scales, "lbp_kind": tcfg.lbp_kind.name(),
+            "encoder": a.encoder,
+                "svm": tcfg.svm.as_ref().map(|s| json!({
+                    "c": s.svm.c, "gamma_scale": s.svm.gamma_scale, "tolerance": s.svm.tolerance,
+                    "lbp_weight": s.lbp_weight,
+                })),
             });
             if let Some(rc) = &tcfg.regions {
                 j["regions"] = region_json(rc);

@@ -1,6 +1,6 @@
 //! Classifiers on feature vectors `[n, d]`: softmax regression, a small MLP (both built from
-//! `vae-tensor` layers and trained with Adam on softmax cross-entropy) and Euclidean
-//! k-nearest neighbours; and, transductive, label spreading on a k-NN graph of every point.
+//! `vae-tensor` layers and trained with Adam on softmax cross-entropy), a one-vs-one
+//! RBF-kernel SVM (SMO) and Euclidean k-nearest neighbours; and, transductive, label spreading on a k-NN graph of every point.
 //! They serve VAE latents and raw pixels alike, so the two are judged with the same
 //! classifier.
 
@@ -8,11 +8,13 @@ mod knn;
 mod neural;
 mod spreading;
 mod standardize;
+mod svm;
 
 pub use knn::EuclideanKnn;
 pub use neural::{NeuralClassifier, NeuralConfig};
 pub use spreading::{spread_labels, KnnGraph, SpreadingConfig};
 pub use standardize::Standardizer;
+pub use svm::{KernelSvm, SvmConfig};
 
 use crate::error::{Result, VisionError};
 use ndarray::ArrayView2;

@@ -30,7 +30,7 @@ pub use task::{
 };
 pub use textons::{
     run_mosaic_textons, run_mosaic_textons_sweep, LbpKind, RegionConfig, RegionSegmentation,
-    SegmentScoring, TextonSegConfig, TextonSegmenter,
+    SegmentScoring, SegmentSvmConfig, TextonSegConfig, TextonSegmenter,
 };
 pub use train::{
     class_weights, predict, score, train_segnet, ClassWeighting, SegReport, SegTrainConfig,

@@ -79,6 +79,36 @@ pub struct TextonSegConfig {
     pub lbp_scales: LbpConfig,
     /// Which LBP codes the LBP histograms count (default: riu2 LBP, [`LbpKind::Sign`]).
     pub lbp_kind: LbpKind,
+    /// With region settings and [`TextonSegConfig::lbp`], also fit an RBF-kernel SVM on the
+    /// fused classifier's examples and features ([`SegmentScoring::Svm`]); `None`: none.
+    pub svm: Option<SegmentSvmConfig>,
+    /// What describes a patch before k-means: the patch VAE's posterior mean (the method)
+    /// or the normalised pixels themselves (the ablation without a VAE).
+    pub encoder: EncoderKind,
+}
+
+/// Settings of the segment SVM ([`SegmentScoring::Svm`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentSvmConfig {
+    /// The kernel machine's settings.
+    pub svm: crate::classify::SvmConfig,
+    /// Weight of the standardised square-root LBP histogram bins against the texton bins
+    /// (weight 1) in the kernel's distance.
+    pub lbp_weight: f32,
+}
+
+impl Default for SegmentSvmConfig {
+    /// The setting chosen on the hold-out mosaics (`docs/results.md`, round TRS): `C = 3`,
+    /// `gamma_scale = 1`, LBP weight 4.
+    fn default() -> Self {
+        SegmentSvmConfig {
+            svm: crate::classify::SvmConfig {
+                c: 3.0,
+                ..crate::classify::SvmConfig::default()
+            },
+            lbp_weight: 4.0,
+        }
+    }
 }
 
 /// Which local-binary-pattern codes the region method's LBP histograms count, per scale.
@@ -234,6 +264,8 @@ impl Default for TextonSegConfig {
             lbp: true,
             lbp_scales: LbpConfig::default(),
             lbp_kind: LbpKind::Sign,
+            svm: Some(SegmentSvmConfig::default()),
+            encoder: EncoderKind::Vae,
         }
     }
 }
@@ -467,6 +499,8 @@ pub struct TextonSegmenter {
     classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
     /// The same on texton and LBP histograms ([`TextonSegConfig::lbp`]).
     lbp_classifier: Option<std::sync::Mutex<crate::classify::NeuralClassifier>>,
+    /// The RBF-kernel SVM on the same features ([`TextonSegConfig::svm`]).
+    svm: Option<crate::classify::KernelSvm>,
     /// The LBP code maps' settings and fitted thresholds.
     lbp_features: LbpFeatures,
     num_classes: usize,
@@ -488,8 +522,7 @@ impl TextonSegmenter {
         const OP: &str = "TextonSegmenter::fit";
         cfg.validate(bank.num_classes)?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut model =
-            TextonModel::fit(&bank.images, &cfg.texton, EncoderKind::Vae, seed, &mut rng)?;
+        let mut model = TextonModel::fit(&bank.images, &cfg.texton, cfg.encoder, seed, &mut rng)?;
         let (k, nl) = (cfg.texton.textons, cfg.texton.levels);
         let w = cfg.window;
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); bank.num_classes];
@@ -617,7 +650,7 @@ impl TextonSegmenter {
         // The learned segment classifier: softmax regression on the square roots of the
         // reference windows' and the images' histograms (own seed, so the draws above are
         // those of the window method).
-        let (classifier, lbp_classifier) = if with_images {
+        let (classifier, lbp_classifier, svm) = if with_images {
             let crops = Array2::from_shape_vec((crop_labels.len(), d), crops)
                 .expect("one histogram per crop");
             let x =
@@ -647,7 +680,7 @@ impl TextonSegmenter {
                 )
             };
             let clf = fit(x.view(), 0xc1a5_5e5d)?;
-            let lbp_clf = if with_lbp {
+            let (lbp_clf, svm) = if with_lbp {
                 let n = labels.len();
                 let l = Array2::from_shape_vec(
                     (n, dl),
@@ -661,13 +694,31 @@ impl TextonSegmenter {
                 .mapv(f32::sqrt);
                 let xl = ndarray::concatenate(Axis(1), &[x.view(), l.view()])
                     .expect("one row per example");
-                Some(std::sync::Mutex::new(fit(xl.view(), 0x1b9f_ea70)?))
+                let svm = match &cfg.svm {
+                    Some(sc) => {
+                        let weights: Vec<f32> = (0..d + dl)
+                            .map(|j| if j < d { 1.0 } else { sc.lbp_weight })
+                            .collect();
+                        Some(crate::classify::KernelSvm::fit(
+                            xl.view(),
+                            &labels,
+                            bank.num_classes,
+                            Some(&weights),
+                            &sc.svm,
+                        )?)
+                    }
+                    None => None,
+                };
+                (
+                    Some(std::sync::Mutex::new(fit(xl.view(), 0x1b9f_ea70)?)),
+                    svm,
+                )
             } else {
-                None
+                (None, None)
             };
-            (Some(std::sync::Mutex::new(clf)), lbp_clf)
+            (Some(std::sync::Mutex::new(clf)), lbp_clf, svm)
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(TextonSegmenter {
             cfg: cfg.clone(),
@@ -678,6 +729,7 @@ impl TextonSegmenter {
             image_labels,
             classifier,
             lbp_classifier,
+            svm,
             lbp_features,
             num_classes: bank.num_classes,
         })
@@ -923,8 +975,15 @@ pub fn run_mosaic_textons_sweep(
     let mut seg = TextonSegmenter::fit(&fit_bank, cfg, seed)?;
     let fit_seconds = start.elapsed().as_secs_f64();
     let vae_loss = seg.model().vae_epochs.last().map(|e| e.train_loss);
+    let svm = seg.svm.as_ref().map_or(String::new(), |m| {
+        format!(
+            ", segment SVM with {} support vectors, gamma {:.2e}",
+            m.num_support(),
+            m.gamma()
+        )
+    });
     log(&format!(
-        "texton segmenter fitted in {fit_seconds:.0} s ({} references, {} image models)",
+        "texton segmenter fitted in {fit_seconds:.0} s ({} references, {} image models{svm})",
         seg.refs.nrows(),
         seg.image_models.nrows()
     ));
@@ -1077,6 +1136,8 @@ mod tests {
             lbp: false,
             lbp_scales: LbpConfig::default(),
             lbp_kind: LbpKind::Sign,
+            svm: None,
+            encoder: EncoderKind::Vae,
         }
     }
 

@@ -47,16 +47,24 @@ pub enum SegmentScoring {
     /// [`TextonSegmenter::fit`] on the reference windows and the training images, applied
     /// to the pooled histogram.
     Learned,
+    /// The votes of the one-vs-one RBF-kernel SVM
+    /// ([`KernelSvm`](crate::classify::KernelSvm)) trained in [`TextonSegmenter::fit`] on the
+    /// square-root texton and LBP histograms of the same examples as the learned scoring
+    /// (needs [`RegionConfig::lbp`] and a segmenter fitted with
+    /// [`TextonSegConfig::svm`](super::TextonSegConfig::svm)).
+    Svm,
 }
 
 impl SegmentScoring {
-    /// The name used on the command line: `images`, `references`, `points` or `learned`.
+    /// The name used on the command line: `images`, `references`, `points`, `learned` or
+    /// `svm`.
     pub fn name(self) -> &'static str {
         match self {
             SegmentScoring::Images => "images",
             SegmentScoring::References => "references",
             SegmentScoring::Points => "points",
             SegmentScoring::Learned => "learned",
+            SegmentScoring::Svm => "svm",
         }
     }
 
@@ -70,11 +78,12 @@ impl SegmentScoring {
             "references" => Ok(SegmentScoring::References),
             "points" => Ok(SegmentScoring::Points),
             "learned" => Ok(SegmentScoring::Learned),
+            "svm" => Ok(SegmentScoring::Svm),
             other => Err(VisionError::param(
                 "SegmentScoring::parse",
                 "scoring",
                 other,
-                "expected images, references, points or learned",
+                "expected images, references, points, learned or svm",
             )),
         }
     }
@@ -160,7 +169,8 @@ impl Default for RegionConfig {
     /// posteriors as clustering coordinates with weight 0.5, LBP window histograms in the
     /// clustering with weight 4 and in the refinement with weight 2; and (the third round)
     /// refinement windows of 16 pixels, followed by the refinement below the grid in
-    /// 2-pixel cells; seed 0.
+    /// 2-pixel cells; and (the fourth round, TRS) segments scored by the RBF-kernel SVM
+    /// ([`SegmentScoring::Svm`]) instead of the fused softmax regression; seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
@@ -169,7 +179,7 @@ impl Default for RegionConfig {
             spatial_weight: 1.0,
             smooth_iters: 2,
             interior: 1,
-            scoring: SegmentScoring::Learned,
+            scoring: SegmentScoring::Svm,
             neighbours: 1,
             distinct: false,
             scale_shifts: 0,
@@ -187,7 +197,8 @@ impl Default for RegionConfig {
 }
 
 impl RegionConfig {
-    /// The default setting without any LBP feature (`lbp` off, LBP weights 0), without
+    /// The default setting without any LBP feature (`lbp` off, LBP weights 0, the learned
+    /// scoring on texton histograms instead of the SVM), without
     /// posterior coordinates and with the first round's refinement (32-pixel windows, grid
     /// only): the first tuning round's choice, VAE textons alone.
     pub fn textons_only() -> Self {
@@ -195,6 +206,7 @@ impl RegionConfig {
             refine_window: 32,
             fine_step: 0,
             posterior_weight: 0.0,
+            scoring: SegmentScoring::Learned,
             lbp: false,
             lbp_weight: 0.0,
             lbp_refine: 0.0,
@@ -206,8 +218,9 @@ impl RegionConfig {
     ///
     /// # Errors
     /// [`VisionError::InvalidParameter`] for zero counts, a negative or non-finite spatial
-    /// weight, `distinct` with more segments than classes, or `lbp` with another scoring
-    /// than [`SegmentScoring::Learned`].
+    /// weight, `distinct` with more segments than classes, `lbp` with another scoring than
+    /// [`SegmentScoring::Learned`] or [`SegmentScoring::Svm`], or the SVM scoring without
+    /// `lbp`.
     pub fn validate(&self, num_classes: usize) -> Result<()> {
         const OP: &str = "RegionConfig";
         for (name, v) in [
@@ -235,12 +248,20 @@ impl RegionConfig {
                 ));
             }
         }
-        if self.lbp && self.scoring != SegmentScoring::Learned {
+        if self.lbp && !matches!(self.scoring, SegmentScoring::Learned | SegmentScoring::Svm) {
             return Err(VisionError::param(
                 OP,
                 "lbp",
                 self.scoring.name(),
-                "LBP features are used by the learned scoring only",
+                "LBP features are used by the learned and SVM scorings only",
+            ));
+        }
+        if self.scoring == SegmentScoring::Svm && !self.lbp {
+            return Err(VisionError::param(
+                OP,
+                "scoring",
+                "svm",
+                "the SVM scores texton and LBP histograms: it needs lbp",
             ));
         }
         if self.distinct && num_classes > 20 {
@@ -310,8 +331,10 @@ impl TextonSegmenter {
         const OP: &str = "TextonSegmenter::segment_regions";
         for rc in settings {
             rc.validate(self.num_classes)?;
-            if (matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
-                || rc.posterior_weight > 0.0)
+            if (matches!(
+                rc.scoring,
+                SegmentScoring::Images | SegmentScoring::Learned | SegmentScoring::Svm
+            ) || rc.posterior_weight > 0.0)
                 && self.image_labels.is_empty()
             {
                 return Err(VisionError::Empty {
@@ -456,8 +479,10 @@ impl TextonSegmenter {
                 "distinct classes need at most as many segments as classes",
             ));
         }
-        if matches!(rc.scoring, SegmentScoring::Images | SegmentScoring::Learned)
-            && self.image_labels.is_empty()
+        if matches!(
+            rc.scoring,
+            SegmentScoring::Images | SegmentScoring::Learned | SegmentScoring::Svm
+        ) && self.image_labels.is_empty()
         {
             return Err(VisionError::Empty {
                 op: OP,
@@ -476,12 +501,19 @@ impl TextonSegmenter {
         self.label_segments(segments, nseg, maps, &ig, ps.as_ref(), (h, w), rc)
     }
 
-    /// An error naming `op` when `rc` asks for the LBP classifier and it was not fitted.
+    /// An error naming `op` when `rc` asks for the LBP classifier or the SVM and it was not
+    /// fitted.
     fn check_lbp(&self, rc: &RegionConfig, op: &'static str) -> Result<()> {
         if rc.lbp && self.lbp_classifier.is_none() {
             return Err(VisionError::Empty {
                 op,
                 what: "LBP classifier (fit with TextonSegConfig::lbp and region settings)".into(),
+            });
+        }
+        if rc.scoring == SegmentScoring::Svm && self.svm.is_none() {
+            return Err(VisionError::Empty {
+                op,
+                what: "segment SVM (fit with TextonSegConfig::svm, lbp and region settings)".into(),
             });
         }
         Ok(())
@@ -637,7 +669,7 @@ impl TextonSegmenter {
                     }
                 }
             }
-            SegmentScoring::Learned => {
+            SegmentScoring::Learned | SegmentScoring::Svm => {
                 let pooled = pooled_histograms(maps, &segments, &use_point, s, nseg, k, nl);
                 let mut x = Array2::from_shape_fn((nseg, nl * k), |(g, t)| pooled[g][t].sqrt());
                 if rc.lbp {
@@ -648,13 +680,21 @@ impl TextonSegmenter {
                     x = ndarray::concatenate(ndarray::Axis(1), &[x.view(), xl.view()])
                         .expect("one row per segment");
                 }
-                let logits = self.locked_classifier(rc.lbp)?.logits(x.view())?;
-                for g in (0..nseg).filter(|&g| sizes[g] > 0) {
-                    let row = logits.row(g);
-                    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
-                    for c in 0..nc {
-                        scores[[g, c]] = row[c] - lse;
+                if rc.scoring == SegmentScoring::Svm {
+                    let svm = self.svm.as_ref().expect("checked by check_lbp");
+                    let votes = svm.scores(x.view())?;
+                    for g in (0..nseg).filter(|&g| sizes[g] > 0) {
+                        scores.row_mut(g).assign(&votes.row(g));
+                    }
+                } else {
+                    let logits = self.locked_classifier(rc.lbp)?.logits(x.view())?;
+                    for g in (0..nseg).filter(|&g| sizes[g] > 0) {
+                        let row = logits.row(g);
+                        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let lse = m + row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+                        for c in 0..nc {
+                            scores[[g, c]] = row[c] - lse;
+                        }
                     }
                 }
             }
@@ -1264,6 +1304,8 @@ mod tests {
             lbp: true,
             lbp_scales: LbpConfig::default(),
             lbp_kind: LbpKind::Sign,
+            svm: Some(super::super::SegmentSvmConfig::default()),
+            encoder: crate::texton::EncoderKind::Vae,
         }
     }
 
@@ -1395,6 +1437,13 @@ mod tests {
             refine_window: 8,
             ..base.clone()
         }])
+        // The SVM on the fused features, with and without distinct classes.
+        .chain([true, false].map(|distinct| RegionConfig {
+            scoring: SegmentScoring::Svm,
+            lbp: true,
+            distinct,
+            ..base.clone()
+        }))
         .collect();
         let out = seg.segment_regions_multi(img.view(), &settings).unwrap();
         for (rc, r) in settings.iter().zip(&out) {
@@ -1430,6 +1479,45 @@ mod tests {
             .segment_given_regions(img.view(), grid.clone(), 3, &fused)
             .unwrap();
         assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
+        let svm = RegionConfig {
+            scoring: SegmentScoring::Svm,
+            ..fused.clone()
+        };
+        let given = seg
+            .segment_given_regions(img.view(), grid.clone(), 3, &svm)
+            .unwrap();
+        assert_eq!(given.classes, vec![Some(0), Some(1), Some(2)]);
+        // Its scores are votes (two pairs per class among three classes) plus a margin
+        // term inside (−0.5, 0.5).
+        for row in given.scores.outer_iter() {
+            let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert!((1.5..2.5).contains(&best), "{row:?}");
+        }
+        // The SVM scoring without LBP features is a bad setting; without a fitted SVM, an
+        // error that names it.
+        assert!(matches!(
+            seg.segment_regions(
+                img.view(),
+                &RegionConfig {
+                    lbp: false,
+                    ..svm.clone()
+                }
+            ),
+            Err(VisionError::InvalidParameter { .. })
+        ));
+        let mut no_svm = TextonSegmenter::fit(
+            &bank,
+            &TextonSegConfig {
+                svm: None,
+                ..tiny_config(Some(base.clone()))
+            },
+            0,
+        )
+        .unwrap();
+        match no_svm.segment_regions(img.view(), &svm) {
+            Err(VisionError::Empty { what, .. }) => assert!(what.contains("SVM"), "{what}"),
+            other => panic!("expected a missing-SVM error, got {other:?}"),
+        }
         // LBP features with another scoring are a bad setting.
         assert!(matches!(
             seg.segment_regions(

@@ -185,6 +185,13 @@ struct Args {
     /// Regions: cell side in pixels of the boundary refinement below the grid (0: off).
     #[arg(long, default_value_t = 2)]
     fine_step: usize,
+    /// Regions: whitening of the refinement's distance (0: plain; e > 0: per-feature
+    /// within-segment variance plus e times their mean).
+    #[arg(long, default_value_t = 0.1)]
+    refine_whiten: f32,
+    /// Regions: passes of the 3x3 majority filter over the cells below the grid.
+    #[arg(long, default_value_t = 3)]
+    fine_majority: usize,
     /// Regions: shift border windows inside the mosaic (`true` or `false`).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     inside_windows: bool,
@@ -222,7 +229,7 @@ struct Args {
     oracle: bool,
     /// Regions: further settings scored on the same fit, `;`-separated, each a
     /// `,`-separated list of `key=value` overriding the flags above (keys: regions,
-    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, fine, inside, posterior, lbp,
+    /// restarts, spatial, majority, interior, scoring, neighbours, distinct, shifts, refine, refine_radius, fine, whiten, fine_majority, inside, posterior, lbp,
     /// lbp_weight, lbp_refine).
     #[arg(long)]
     sweep: Option<String>,
@@ -237,6 +244,7 @@ fn region_json(rc: &RegionConfig) -> serde_json::Value {
         "neighbours": rc.neighbours, "distinct": rc.distinct,
         "scale_shifts": rc.scale_shifts, "refine_window": rc.refine_window,
         "refine_radius": rc.refine_radius, "fine_step": rc.fine_step, "inside_windows": rc.inside_windows,
+        "refine_whiten": rc.refine_whiten, "fine_majority": rc.fine_majority,
         "posterior_weight": rc.posterior_weight, "lbp": rc.lbp, "lbp_weight": rc.lbp_weight,
         "lbp_refine": rc.lbp_refine, "seed": rc.seed,
     })
@@ -262,6 +270,8 @@ fn region_variant(base: &RegionConfig, spec: &str) -> Result<RegionConfig> {
             "refine" => rc.refine_window = v.parse()?,
             "refine_radius" => rc.refine_radius = v.parse()?,
             "fine" => rc.fine_step = v.parse()?,
+            "whiten" => rc.refine_whiten = v.parse()?,
+            "fine_majority" => rc.fine_majority = v.parse()?,
             "inside" => rc.inside_windows = v.parse()?,
             "posterior" => rc.posterior_weight = v.parse()?,
             "lbp" => rc.lbp = v.parse()?,
@@ -321,6 +331,8 @@ fn main() -> Result<()> {
         refine_window: a.refine_window,
         refine_radius: a.refine_radius,
         fine_step: a.fine_step,
+        refine_whiten: a.refine_whiten,
+        fine_majority: a.fine_majority,
         inside_windows: a.inside_windows,
         posterior_weight: a.posterior,
         lbp: a.lbp,

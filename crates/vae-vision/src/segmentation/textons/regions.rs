@@ -134,6 +134,15 @@ pub struct RegionConfig {
     /// among the segments of its 3×3 grid neighbourhood, so that boundaries are no longer
     /// quantised to the grid. 0: off (labels follow the grid).
     pub fine_step: usize,
+    /// The refinement's distance to a segment prototype: 0 is the squared Euclidean
+    /// distance of the square-root histograms; a value `e > 0` divides each feature's
+    /// squared difference by its pooled within-segment variance (over the segments'
+    /// interior points in this image) plus `e` times the mean of those variances, a
+    /// diagonal Mahalanobis distance that discounts the bins a small window counts noisily.
+    pub refine_whiten: f32,
+    /// Passes of the 3×3 majority filter over the cells of the refinement below the grid
+    /// ([`RegionConfig::fine_step`]; 0: none): removes single-cell flips along boundaries.
+    pub fine_majority: usize,
     /// Shift the windows of points near the image border inside the image (the window
     /// method clips them instead, which leaves few cells in them).
     pub inside_windows: bool,
@@ -170,7 +179,9 @@ impl Default for RegionConfig {
     /// clustering with weight 4 and in the refinement with weight 2; and (the third round)
     /// refinement windows of 16 pixels, followed by the refinement below the grid in
     /// 2-pixel cells; and (the fourth round, TRS) segments scored by the RBF-kernel SVM
-    /// ([`SegmentScoring::Svm`]) instead of the fused softmax regression; seed 0.
+    /// ([`SegmentScoring::Svm`]) instead of the fused softmax regression, the refinement's
+    /// distance whitened (`refine_whiten` 0.1) and 3 majority passes over the cells below
+    /// the grid; seed 0.
     fn default() -> Self {
         RegionConfig {
             regions: 5,
@@ -186,6 +197,8 @@ impl Default for RegionConfig {
             refine_window: 16,
             refine_radius: 1,
             fine_step: 2,
+            refine_whiten: 0.1,
+            fine_majority: 3,
             inside_windows: false,
             posterior_weight: 0.5,
             lbp: true,
@@ -200,11 +213,13 @@ impl RegionConfig {
     /// The default setting without any LBP feature (`lbp` off, LBP weights 0, the learned
     /// scoring on texton histograms instead of the SVM), without
     /// posterior coordinates and with the first round's refinement (32-pixel windows, grid
-    /// only): the first tuning round's choice, VAE textons alone.
+    /// only, plain distance): the first tuning round's choice, VAE textons alone.
     pub fn textons_only() -> Self {
         RegionConfig {
             refine_window: 32,
             fine_step: 0,
+            refine_whiten: 0.0,
+            fine_majority: 0,
             posterior_weight: 0.0,
             scoring: SegmentScoring::Learned,
             lbp: false,
@@ -238,6 +253,7 @@ impl RegionConfig {
             ("posterior_weight", self.posterior_weight),
             ("lbp_weight", self.lbp_weight),
             ("lbp_refine", self.lbp_refine),
+            ("refine_whiten", self.refine_whiten),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(VisionError::param(
@@ -751,7 +767,9 @@ impl TextonSegmenter {
             let igs = (ig, lig.as_ref().map(|l| (l, rc.lbp_refine)));
             let protos = refine_boundaries(igs, &mut segments, &mask, s, (h, w), nseg, rc);
             if rc.fine_step > 0 {
-                fine = Some(refine_fine(igs, &segments, &protos, s, (h, w), rc));
+                let mut cells = refine_fine(igs, &segments, &protos, s, (h, w), rc);
+                majority_filter(&mut cells, nseg, rc.fine_majority);
+                fine = Some(cells);
             }
         }
         // Pixels take the class of their cell: a fine cell when refined below the grid,
@@ -799,14 +817,16 @@ fn refine_feature(
 }
 
 /// The segment (among those with `cand` set and a prototype) whose prototype is nearest to
-/// `q` in squared Euclidean distance, or `keep` when none is.
+/// `q` in weighted squared Euclidean distance ([`Prototypes::weight`]), or `keep` when none
+/// is.
 fn nearest_prototype(q: &[f32], protos: &Prototypes, cand: &[bool], keep: usize) -> usize {
     let mut best = (keep, f32::INFINITY);
     for g in (0..protos.count.len()).filter(|&g| cand[g] && protos.count[g] > 0) {
         let dist: f32 = q
             .iter()
             .zip(&protos.mean[g])
-            .map(|(a, b)| (a - b) * (a - b))
+            .zip(&protos.weight)
+            .map(|((a, b), w)| w * (a - b) * (a - b))
             .sum();
         if dist < best.1 {
             best = (g, dist);
@@ -838,15 +858,19 @@ fn competing_segments(
 struct Prototypes {
     mean: Vec<Vec<f32>>,
     count: Vec<usize>,
+    /// Per-feature weights of the distance (all 1 without whitening).
+    weight: Vec<f32>,
 }
 
 /// Per segment, the mean of `feats` (one row per grid point) over its interior points, or
-/// over all of its points when it has no interior point.
+/// over all of its points when it has no interior point; with `whiten > 0` also the
+/// distance weights of [`RegionConfig::refine_whiten`].
 fn prototypes(
     feats: &[Vec<f32>],
     segments: &Array2<usize>,
     interior: &Array2<bool>,
     nseg: usize,
+    whiten: f32,
 ) -> Prototypes {
     let gw = segments.ncols();
     let d = feats.first().map_or(0, Vec::len);
@@ -876,7 +900,37 @@ fn prototypes(
             }
         }
     }
-    Prototypes { mean: proto, count }
+    let mut weight = vec![1f32; d];
+    if whiten > 0.0 {
+        // Pooled within-segment variance of each feature over the interior points.
+        let mut var = vec![0f64; d];
+        let mut n = 0usize;
+        for (p, row) in feats.iter().enumerate() {
+            let (i, j) = (p / gw, p % gw);
+            let g = segments[[i, j]];
+            if interior[[i, j]] {
+                n += 1;
+                for ((v, &a), &m) in var.iter_mut().zip(row).zip(&proto[g]) {
+                    *v += f64::from(a - m).powi(2);
+                }
+            }
+        }
+        if n > 0 {
+            let mean = var.iter().sum::<f64>() / (n * d.max(1)) as f64;
+            let floor = f64::from(whiten) * mean;
+            for (w, v) in weight.iter_mut().zip(&var) {
+                let v = v / n as f64 + floor;
+                if v > 0.0 {
+                    *w = (1.0 / v) as f32;
+                }
+            }
+        }
+    }
+    Prototypes {
+        mean: proto,
+        count,
+        weight,
+    }
 }
 
 /// The boundary refinement below the grid ([`RegionConfig::fine_step`]): the segment of
@@ -939,7 +993,7 @@ fn refine_boundaries(
             refine_feature(igs, c, (h, w), side)
         })
         .collect();
-    let protos = prototypes(&small, segments, interior, nseg);
+    let protos = prototypes(&small, segments, interior, nseg, rc.refine_whiten);
     let r = rc.refine_radius;
     let old = segments.clone();
     for i in 0..gh {
@@ -1574,6 +1628,44 @@ mod tests {
         assert_eq!(a, b);
         assert!(kmeans(&x, 2, 41, 20, 3, &mut rng).is_err());
         assert!(kmeans(&x, 2, 0, 20, 3, &mut rng).is_err());
+    }
+
+    #[test]
+    fn whitened_prototypes_discount_noisy_features() {
+        // Two segments side by side on a 4×4 grid, all points interior. Feature 0 separates
+        // them by 1 with no noise; feature 1 separates them by 2 under noise of ±3.
+        let segments = Array2::from_shape_fn((4, 4), |(_, j)| usize::from(j >= 2));
+        let interior = Array2::from_elem((4, 4), true);
+        let feats: Vec<Vec<f32>> = (0..16)
+            .map(|p| {
+                let g = usize::from(p % 4 >= 2);
+                vec![
+                    g as f32,
+                    2.0 * g as f32 + if p % 2 == 0 { 3.0 } else { -3.0 },
+                ]
+            })
+            .collect();
+        let plain = prototypes(&feats, &segments, &interior, 2, 0.0);
+        assert_eq!(plain.weight, vec![1.0, 1.0]);
+        assert_eq!(plain.mean, vec![vec![0.0, 0.0], vec![1.0, 2.0]]);
+        let white = prototypes(&feats, &segments, &interior, 2, 0.1);
+        // Pooled variances 0 and 9, mean 4.5: weights 1 / 0.45 and 1 / 9.45.
+        assert!(
+            (white.weight[0] - 1.0 / 0.45).abs() < 1e-4,
+            "{:?}",
+            white.weight
+        );
+        assert!(
+            (white.weight[1] - 1.0 / 9.45).abs() < 1e-4,
+            "{:?}",
+            white.weight
+        );
+        // A window that looks like segment 1 in the clean feature but strays in the noisy
+        // one: the plain distance picks segment 0, the whitened one segment 1.
+        let q = [0.9f32, -0.5];
+        let both = [true, true];
+        assert_eq!(nearest_prototype(&q, &plain, &both, 0), 0);
+        assert_eq!(nearest_prototype(&q, &white, &both, 0), 1);
     }
 
     #[test]

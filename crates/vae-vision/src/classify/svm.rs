@@ -365,26 +365,11 @@ fn smo(k: &Array2<f32>, y: &[f32], cfg: &SvmConfig) -> (Vec<f32>, f32) {
         } else {
             let delta = (grad[i] - grad[j]) / quad;
             let sum = alpha[i] + alpha[j];
-            alpha[i] -= delta;
-            alpha[j] += delta;
-            if sum > c {
-                if alpha[i] > c {
-                    alpha[i] = c;
-                    alpha[j] = sum - c;
-                }
-            } else if alpha[j] < 0.0 {
-                alpha[j] = 0.0;
-                alpha[i] = sum;
-            }
-            if sum > c {
-                if alpha[j] > c {
-                    alpha[j] = c;
-                    alpha[i] = sum - c;
-                }
-            } else if alpha[i] < 0.0 {
-                alpha[i] = 0.0;
-                alpha[j] = sum;
-            }
+            let (mut a, mut b) = (alpha[i] - delta, alpha[j] + delta);
+            // Back into the box along the line a + b = sum, first for a, then for b.
+            clip_on_sum(&mut a, &mut b, sum, c);
+            clip_on_sum(&mut b, &mut a, sum, c);
+            (alpha[i], alpha[j]) = (a, b);
         }
         // Q_ti = y_t y_i K_ti.
         let (di, dj) = ((alpha[i] - ai) * y[i], (alpha[j] - aj) * y[j]);
@@ -393,6 +378,20 @@ fn smo(k: &Array2<f32>, y: &[f32], cfg: &SvmConfig) -> (Vec<f32>, f32) {
         }
     }
     (alpha.clone(), rho(&alpha, &grad, y, c))
+}
+
+/// One step of libsvm's clipping of a same-label pair on the line `a + b = sum`: `a` above
+/// `C` moves to `C` (when `sum > C`), else `b` below 0 moves to 0.
+fn clip_on_sum(a: &mut f32, b: &mut f32, sum: f32, c: f32) {
+    if sum > c {
+        if *a > c {
+            *a = c;
+            *b = sum - c;
+        }
+    } else if *b < 0.0 {
+        *b = 0.0;
+        *a = sum;
+    }
 }
 
 /// The offset: the mean of `y_t G_t` over free `α_t`, else the middle of its feasible

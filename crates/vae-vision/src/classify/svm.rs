@@ -72,6 +72,8 @@ pub struct KernelSvm {
     gamma: f32,
     /// The transformed training rows that are a support vector of some pair.
     support: Array2<f32>,
+    /// Their squared norms (for `‖q − s‖² = ‖q‖² + ‖s‖² − 2 q·s`).
+    support_norms: Vec<f32>,
     machines: Vec<PairMachine>,
     num_classes: usize,
 }
@@ -177,11 +179,13 @@ impl KernelSvm {
             }
         }
         let support = xs.select(Axis(0), &kept);
+        let support_norms = kept.iter().map(|&r| norms[r]).collect();
         Ok(KernelSvm {
             scaler,
             weights,
             gamma,
             support,
+            support_norms,
             machines,
             num_classes,
         })
@@ -216,13 +220,12 @@ impl KernelSvm {
             });
         }
         let xs = self.scaler.transform(x) * self.weights.view().insert_axis(Axis(0));
-        let sn: Vec<f32> = self.support.rows().into_iter().map(|r| r.dot(&r)).collect();
         let nc = self.num_classes;
         let rows: Vec<Vec<f32>> = xs
             .outer_iter()
             .into_par_iter()
             .map(|q| {
-                let k = kernel_row(q, &self.support, &sn, self.gamma);
+                let k = kernel_row(q, &self.support, &self.support_norms, self.gamma);
                 let mut votes = vec![0f32; nc];
                 let mut margin = vec![0f32; nc];
                 for m in &self.machines {

@@ -1,6 +1,7 @@
 //! Classifiers on feature vectors `[n, d]`: softmax regression, a small MLP (both built from
 //! `vae-tensor` layers and trained with Adam on softmax cross-entropy), a one-vs-one
-//! RBF-kernel SVM (SMO) and Euclidean k-nearest neighbours; and, transductive, label spreading on a k-NN graph of every point.
+//! RBF-kernel SVM (SMO) and Euclidean k-nearest neighbours; and, transductive, label
+//! spreading on a k-NN graph of every point.
 //! They serve VAE latents and raw pixels alike, so the two are judged with the same
 //! classifier.
 
@@ -18,6 +19,24 @@ pub use svm::{KernelSvm, SvmConfig};
 
 use crate::error::{Result, VisionError};
 use ndarray::ArrayView2;
+
+/// The index of the largest score of every row of `scores` (`[n, classes]`; the first on
+/// ties).
+pub(crate) fn row_argmax(scores: ndarray::ArrayView2<f32>) -> Vec<usize> {
+    scores
+        .rows()
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                )
+                .0
+        })
+        .collect()
+}
 
 /// Checks a training set: non-empty, one label per row, every label below `num_classes`.
 pub(crate) fn check_training_set(

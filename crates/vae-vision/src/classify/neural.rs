@@ -170,20 +170,7 @@ impl NeuralClassifier {
 
     /// The most likely class for each row of `x`.
     pub fn predict(&mut self, x: ArrayView2<f32>) -> Result<Vec<usize>> {
-        let logits = self.logits(x)?;
-        Ok(logits
-            .rows()
-            .into_iter()
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .fold(
-                        (0, f32::NEG_INFINITY),
-                        |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-                    )
-                    .0
-            })
-            .collect())
+        Ok(super::row_argmax(self.logits(x)?.view()))
     }
 
     /// Number of classes.

@@ -253,22 +253,7 @@ impl KernelSvm {
     /// # Errors
     /// As [`KernelSvm::scores`].
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<usize>> {
-        Ok(self
-            .scores(x)?
-            .outer_iter()
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (c, &v)| {
-                        if v > best.1 {
-                            (c, v)
-                        } else {
-                            best
-                        }
-                    })
-                    .0
-            })
-            .collect())
+        Ok(super::row_argmax(self.scores(x)?.view()))
     }
 }
 
@@ -380,7 +365,8 @@ fn smo(k: &Array2<f32>, y: &[f32], cfg: &SvmConfig) -> (Vec<f32>, f32) {
             grad[t] += y[t] * (ki[t] * di + kj[t] * dj);
         }
     }
-    (alpha.clone(), rho(&alpha, &grad, y, c))
+    let rho = rho(&alpha, &grad, y, c);
+    (alpha, rho)
 }
 
 /// One step of libsvm's clipping of a same-label pair on the line `a + b = sum`: `a` above

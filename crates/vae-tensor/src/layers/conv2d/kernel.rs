@@ -41,7 +41,9 @@
 //! exactly doubles the map (a transposed convolution with output padding 1),
 //! [`conv_adjoint`] computes each of the four output phases as one igemm with its taps
 //! concatenated (`conv_adjoint_s2`), and [`conv_adjoint_backward`] builds its im2col on the
-//! compact grid by phase (`s2_im2col`, no junk columns) before the usual two gemms.
+//! compact grid by phase (`s2_im2col`, no junk columns), then computes the weight gradient
+//! with sgemm and the input gradient as one igemm over that im2col matrix (no second
+//! packing of it).
 
 use super::direct;
 use crate::gemm::{sgemm, MatMut, MatRef};
@@ -874,8 +876,11 @@ fn s2_im2col(h: usize, wd: usize, c: usize, dyb: &[f32], col: &mut [f32], ph: &m
 
 /// [`conv_adjoint_backward`] of an s2 geometry (see [`ConvScratch::s2`]) on the compact
 /// grid: per block, [`s2_im2col`] of the output gradient (`[c_in·9, nb·h·w]`, sub-pixel
-/// phases, no junk columns), the block's input laid out channel-major, then the same two
-/// gemms as the general path, `dW += y · colᵀ` and `dy = W · col`.
+/// phases, no junk columns), the block's input laid out channel-major, then `dW += y · colᵀ`
+/// (sgemm, as `dWᵀ += col · yᵀ`: measured a little faster, the large `col` then being
+/// packed as the left operand) and `dy = W · col`. With AVX-512 and `c_out` a multiple of 8, the second product
+/// is one [`direct::igemm`] with a single tap over the `c_in·9` rows of `col` (`Wᵀ` packed
+/// once per call): it reads `col` where it lies, where sgemm would pack it again.
 fn conv_adjoint_backward_s2(
     g: &Conv2dGeom,
     y_dy: &mut [f32],
@@ -887,7 +892,25 @@ fn conv_adjoint_backward_s2(
 ) {
     let (k, c_out, h, wd) = (g.col_rows(), g.c_out, g.h_out, g.w_out);
     let hw = h * wd;
-    let (plan, bufs, _) = scratch.prepare(g, Some(g.c_in));
+    let use_igemm =
+        c_out.is_multiple_of(direct::IGEMM_CO_BLOCK) && direct::igemm_supported() && k > 0;
+    let plan = scratch.prepare(g, Some(g.c_in)).0;
+    if use_igemm {
+        // Wᵀ as the igemm weight pack `[1 tap, k, c_out]`, and the lane masks of one tap over
+        // a full block and over the short last block.
+        let ig = &mut scratch.ig;
+        ig.w.clear();
+        ig.w.extend((0..k).flat_map(|r| (0..c_out).map(move |co| w[co * k + r])));
+        ig.offs.clear();
+        ig.offs.push(0);
+        for (m, imgs) in ig.masks.iter_mut().zip([plan.nb, g.n % plan.nb]) {
+            let nq = imgs * hw;
+            m.clear();
+            m.extend((0..nq.div_ceil(16)).map(|v| lanes(nq - 16 * v)));
+        }
+    }
+    let ConvScratch { groups, ig, .. } = &mut *scratch;
+    let (ig, bufs) = (&*ig, &mut groups[..plan.groups]);
     let (in_img, out_img) = (g.in_image(), g.out_image());
     let wm = MatRef::row_major(w, c_out, k, k);
     let with_bias = db.is_some();
@@ -911,22 +934,46 @@ fn conv_adjoint_backward_s2(
             let ym = MatRef::row_major(&buf.mat, c_out, nq, nq);
             sgemm(
                 1.0,
-                ym,
-                col.t(),
-                1.0,
-                MatMut::row_major(&mut buf.dw, c_out, k, k),
-            );
-            grow(&mut buf.dout, c_out * nq);
-            sgemm(
-                1.0,
-                wm,
                 col,
-                0.0,
-                MatMut::row_major(&mut buf.dout, c_out, nq, nq),
+                ym.t(),
+                1.0,
+                MatMut::row_major(&mut buf.dw, c_out, k, k).t(),
             );
+            // The input gradient, `[c_out, ds]` with row stride `ds`.
+            let ds = if use_igemm {
+                let ds = nq.div_ceil(16) * 16;
+                grow(&mut buf.dout, c_out * ds);
+                let masks = if nbb == plan.nb {
+                    &ig.masks[0]
+                } else {
+                    &ig.masks[1]
+                };
+                let prob = direct::Igemm {
+                    src: &buf.col[..k * nq],
+                    cs: nq,
+                    offs: &ig.offs,
+                    masks,
+                    c_in: k,
+                    w: &ig.w,
+                    c_out,
+                    nq,
+                };
+                direct::igemm(&prob, &mut buf.dout, ds);
+                ds
+            } else {
+                grow(&mut buf.dout, c_out * nq);
+                sgemm(
+                    1.0,
+                    wm,
+                    col,
+                    0.0,
+                    MatMut::row_major(&mut buf.dout, c_out, nq, nq),
+                );
+                nq
+            };
             for (img, yi) in yb.chunks_exact_mut(out_img).enumerate() {
                 for (c, plane) in yi.chunks_exact_mut(hw).enumerate() {
-                    plane.copy_from_slice(&buf.dout[c * nq + img * hw..c * nq + (img + 1) * hw]);
+                    plane.copy_from_slice(&buf.dout[c * ds + img * hw..c * ds + (img + 1) * hw]);
                 }
             }
         }

@@ -25,6 +25,11 @@
 //! used while tuning, see docs/performance.md). `VAE_BENCH_MEMPROBE=1` adds the memory
 //! floors of conv-transpose 32→1 (`..._memread`, `..._memrw`, see `memory_floors`) just
 //! before its forward, timed in the same rounds.
+//!
+//! Besides each layer alone (its input a fresh copy), conv-transpose 32→1 is also timed in
+//! its place at the end of the reference decoder (`convT_32_1_in_decoder_*`, see
+//! `decoder_tail_kernels`): the one layer whose speed is set by memory traffic, so by where
+//! its input sits.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ndarray::{ArrayD, IxDyn};
@@ -33,6 +38,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
 use vae_tensor::gemm::{sgemm_par, MatMut, MatRef};
+use vae_tensor::layers::activation::ReLU;
 use vae_tensor::layers::conv2d::{Conv2d, Conv2dConfig};
 use vae_tensor::layers::conv_transpose2d::{ConvTranspose2d, ConvTranspose2dConfig};
 use vae_tensor::{Layer, Mode};
@@ -182,6 +188,62 @@ fn layer_kernels<L: Layer + 'static>(
 /// state of a training loop.
 fn bwd_dummy<L: Layer>(layer: &mut L, y: ArrayD<f32>) {
     layer.backward(y).expect("backward");
+}
+
+/// convT 32→1 in its place in the reference decoder: each run goes through
+/// convT 64→32 (stride 2) → ReLU → convT 32→1 forward, then the backward of all three, as in
+/// a training step, and times only convT 32→1's forward (`{name}_forward`) or backward
+/// (`{name}_backward`). Its input is then the buffer that convT 64→32 and the ReLU just
+/// wrote, as in training, not a fresh copy made by one thread as in [`layer_kernels`]; the
+/// two rows differ by where that input sits in the cache hierarchy (see the `kern7` round in
+/// docs/performance.md).
+fn decoder_tail_kernels(rng: &mut StdRng) -> Vec<Kernel> {
+    let up = ConvTranspose2dConfig::new(64, 32, 3)
+        .stride(2)
+        .padding(1)
+        .output_padding(1);
+    let last = ConvTranspose2dConfig::new(32, 1, 3).padding(1);
+    let h = random(&[BATCH, 64, 14, 14], rng);
+    let dy = random(&[BATCH, 1, 28, 28], rng);
+    let macs = (BATCH * 32 * 28 * 28 * 9) as u64;
+    let shape = format!("{:?} -> {:?}", [BATCH, 32, 28, 28], [BATCH, 1, 28, 28]);
+    let mut make = |part: &'static str| {
+        let mut a = ConvTranspose2d::new(up, rng).expect("cfg");
+        let mut relu = ReLU::new();
+        let mut b = ConvTranspose2d::new(last, rng).expect("cfg");
+        let (h, dy) = (h.clone(), dy.clone());
+        Kernel {
+            name: format!("convT_32_1_in_decoder_{part}"),
+            shape: shape.clone(),
+            flops: if part == "forward" { 2 } else { 4 } * macs,
+            run: Box::new(move || {
+                let x = relu
+                    .forward(
+                        a.forward(h.clone(), Mode::Train).expect("forward"),
+                        Mode::Train,
+                    )
+                    .expect("forward");
+                let t = Instant::now();
+                let y = b.forward(x, Mode::Train).expect("forward");
+                let fwd = t.elapsed();
+                drop(y);
+                let g = dy.clone();
+                let t = Instant::now();
+                let dx = b.backward(g).expect("backward");
+                let bwd = t.elapsed();
+                let dh = a
+                    .backward(relu.backward(dx).expect("backward"))
+                    .expect("backward");
+                std::hint::black_box(&dh);
+                if part == "forward" {
+                    fwd
+                } else {
+                    bwd
+                }
+            }),
+        }
+    };
+    vec![make("forward"), make("backward")]
 }
 
 /// `reps` independent `[m, k]·[k, n]` products, single-threaded each, spread over rayon like
@@ -390,6 +452,7 @@ fn all_kernels(rng: &mut StdRng) -> Vec<Kernel> {
         }
         ks.extend(layer_kernels(name, a, b, &[BATCH, ci, hw, hw], macs, rng));
     }
+    ks.extend(decoder_tail_kernels(rng));
     ks
 }
 

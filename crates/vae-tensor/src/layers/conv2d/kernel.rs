@@ -878,9 +878,10 @@ fn s2_im2col(h: usize, wd: usize, c: usize, dyb: &[f32], col: &mut [f32], ph: &m
 /// grid: per block, [`s2_im2col`] of the output gradient (`[c_in·9, nb·h·w]`, sub-pixel
 /// phases, no junk columns), the block's input laid out channel-major, then `dW += y · colᵀ`
 /// (sgemm, as `dWᵀ += col · yᵀ`: measured a little faster, the large `col` then being
-/// packed as the left operand) and `dy = W · col`. With AVX-512 and `c_out` a multiple of 8, the second product
-/// is one [`direct::igemm`] with a single tap over the `c_in·9` rows of `col` (`Wᵀ` packed
-/// once per call): it reads `col` where it lies, where sgemm would pack it again.
+/// packed as the left operand) and `dy = W · col`. With AVX-512 and `c_out` a multiple of
+/// 8, the second product is one [`direct::igemm`] with a single tap over the `c_in·9` rows
+/// of `col` (`Wᵀ` packed once per call): it reads `col` where it lies, where sgemm would
+/// pack it again.
 fn conv_adjoint_backward_s2(
     g: &Conv2dGeom,
     y_dy: &mut [f32],
@@ -892,8 +893,7 @@ fn conv_adjoint_backward_s2(
 ) {
     let (k, c_out, h, wd) = (g.col_rows(), g.c_out, g.h_out, g.w_out);
     let hw = h * wd;
-    let use_igemm =
-        c_out.is_multiple_of(direct::IGEMM_CO_BLOCK) && direct::igemm_supported() && k > 0;
+    let use_igemm = c_out.is_multiple_of(direct::IGEMM_CO_BLOCK) && direct::igemm_supported();
     let plan = scratch.prepare(g, Some(g.c_in)).0;
     if use_igemm {
         // Wᵀ as the igemm weight pack `[1 tap, k, c_out]`, and the lane masks of one tap over
